@@ -68,7 +68,7 @@ def test_sm3_falls_back_to_cryptography(monkeypatch: pytest.MonkeyPatch) -> None
     def refuse(name: str, *args: object, **kwargs: object) -> object:
         raise ValueError(f"unsupported hash type {name}")
 
-    monkeypatch.setattr(module.hashlib, "new", refuse)
+    monkeypatch.setattr(hashlib, "new", refuse)
     fallback = Hasher("sm3", 32, module._sm3_digest_function())
     assert fallback.empty_root().hex() == SM3_EMPTY
     assert fallback.hash_leaf(b"") == SM3.hash_leaf(b"")

@@ -89,8 +89,10 @@ def root_from_inclusion_proof(
     want = sum(_inclusion_size(index, size))
     _check_proof(hasher, proof, want)
 
+    # Step 1 (index < size) is checked above. Steps 2-3.
     fn, sn = index, size - 1
     r = leaf_hash
+    # Step 4.
     for p in proof:
         if sn == 0:  # Cannot happen once the length is right; kept from the RFC.
             raise ProofSizeError(len(proof), want)
@@ -104,6 +106,7 @@ def root_from_inclusion_proof(
             r = hasher.hash_children(r, p)
         fn >>= 1
         sn >>= 1
+    # Step 5 checks sn == 0; the caller compares r with the root.
     if sn != 0:  # Cannot happen once the length is right; kept from the RFC.
         raise ProofSizeError(len(proof), want)
     return r

@@ -12,7 +12,15 @@ import math
 import random
 from collections.abc import Sequence
 
-from tally.device.sim.base import Clock, Periodic, Sample, make_sample, measure, substeps
+from tally.device.sim.base import (
+    Clock,
+    Measurement,
+    Periodic,
+    Sample,
+    make_sample,
+    measure,
+    substeps,
+)
 
 EARTH_RADIUS_M = 6_371_000.0
 M_PER_DEG_LAT = 111_320.0
@@ -84,6 +92,7 @@ class RouteFollower:
         self._dwell_elapsed = 0.0
         self.distance_m = 0.0
         self.arrivals = 0
+        self._leg_len = distance_m(*self.leg)
 
     @property
     def leg(self) -> tuple[LatLon, LatLon]:
@@ -104,7 +113,7 @@ class RouteFollower:
 
     def position(self) -> LatLon:
         a, b = self.leg
-        frac = min(1.0, self._along_m / max(distance_m(a, b), 1e-9))
+        frac = min(1.0, self._along_m / max(self._leg_len, 1e-9))
         return a[0] + (b[0] - a[0]) * frac, a[1] + (b[1] - a[1]) * frac
 
     def heading(self) -> float:
@@ -122,20 +131,17 @@ class RouteFollower:
             return
         if self._rng.random() < h / 120.0:
             self._target = self.cruise_mps * self._rng.uniform(0.75, 1.1)
-        remaining = distance_m(*self.leg) - self._along_m
+        remaining = self._leg_len - self._along_m
         v = self.speed_mps
         target = self._target
         if remaining < v * v / (2 * self.BRAKE) + 5 * v:
             target = max(3.0, math.sqrt(max(0.0, 2 * self.BRAKE * remaining)))
-        if v < target:
-            v = min(target, v + self.ACCEL * h)
-        else:
-            v = max(target, v - self.BRAKE * h)
+        v = min(target, v + self.ACCEL * h) if v < target else max(target, v - self.BRAKE * h)
         self.speed_mps = v
         step = min(v * h, remaining)
         self._along_m += step
         self.distance_m += step
-        if self._along_m >= distance_m(*self.leg) - 1e-6:
+        if self._along_m >= self._leg_len - 1e-6:
             self._arrive()
 
     def _arrive(self) -> None:
@@ -145,6 +151,7 @@ class RouteFollower:
             self._order.reverse()
             self._leg = 0
         self._along_m = 0.0
+        self._leg_len = distance_m(*self.leg)
         self.speed_mps = 0.0
         self._dwell_left = self._rng.uniform(*self._dwell_range)
         self._dwell_elapsed = 0.0
@@ -189,9 +196,10 @@ def fix_measurements(
     kmh = route.speed_mps * 3.6
     if kmh > 0:
         kmh = max(0.0, kmh + rng.gauss(0, 0.4))
+    heading = round(route.heading(), 1) % 360.0
     return (
         measure("latitude", lat),
         measure("longitude", lon),
         measure("speed", kmh),
-        measure("heading", route.heading()),
+        measure("heading", heading),
     )
