@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from tally.crypto import aead, cbor
-from tally.crypto.errors import DecryptionError, KeyError_
+from tally.crypto.errors import DecodeError, DecryptionError, KeyError_, UnknownSuite
 from tally.crypto.keys import SigningKey
 from tally.crypto.suite import get_suite
 
@@ -53,20 +53,28 @@ def seal_key(key: SigningKey, passphrase: str, scrypt_n: int = DEFAULT_SCRYPT_N)
 
 def open_key(data: bytes, passphrase: str) -> SigningKey:
     """Decrypt key file bytes; raise KeyError_ with the reason when that is impossible."""
-    obj = cbor.decode(data, where="key file")
+    try:
+        obj = cbor.decode(data, where="key file")
+    except DecodeError as exc:
+        raise KeyError_(f"not a tally key file: {exc.reason}") from None
     if not isinstance(obj, dict) or obj.get("kind") != "tally.key" or obj.get("v") != 1:
         raise KeyError_("not a tally key file (version 1)")
-    suite = get_suite(str(obj["suite"]))
-    kdf = obj["kdf"]
-    if kdf.get("alg") != "scrypt":
-        raise KeyError_(f"unknown key derivation {kdf.get('alg')!r}")
-    kek = _kek(passphrase, kdf["salt"], kdf["n"], kdf["r"], kdf["p"], suite.aead_key_size)
     try:
-        secret = aead.decrypt(suite, kek, obj["ct"], b"tally.key" + obj["pub"])
+        suite = get_suite(str(obj["suite"]))
+        kdf, pub, ct = obj["kdf"], obj["pub"], obj["ct"]
+        if not isinstance(kdf, dict) or not isinstance(pub, bytes) or not isinstance(ct, bytes):
+            raise KeyError_("key file fields kdf, pub and ct have the wrong types")
+        if kdf.get("alg") != "scrypt":
+            raise KeyError_(f"unknown key derivation {kdf.get('alg')!r}")
+        kek = _kek(passphrase, kdf["salt"], kdf["n"], kdf["r"], kdf["p"], suite.aead_key_size)
+    except (KeyError, TypeError, ValueError, UnknownSuite) as exc:
+        raise KeyError_(f"malformed key file: {type(exc).__name__} {exc}") from None
+    try:
+        secret = aead.decrypt(suite, kek, ct, b"tally.key" + pub)
     except DecryptionError:
         raise KeyError_("cannot decrypt key file: wrong passphrase or altered file") from None
-    key = SigningKey(suite, secret, obj["pub"])
-    if key.public.raw != obj["pub"]:
+    key = SigningKey(suite, secret, pub)
+    if key.public.raw != pub:
         raise KeyError_("key file's public key does not match its private key")
     return key
 

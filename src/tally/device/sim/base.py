@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
+from tally.device.envelope import Measurement
+
 SIM_LABEL: tuple[str, str] = ("sim", "1")
 """Label carried by every simulated sample so stored data can be shown as simulated."""
 
@@ -48,15 +50,6 @@ QUANTITIES: dict[str, tuple[str, Decimal]] = {
     "pos_transactions": ("1", Decimal("1")),
 }
 """Quantity name -> (UCUM unit, resolution) for every quantity the simulators emit."""
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One sensor value: an exact decimal with its unit (UCUM code)."""
-
-    quantity: str
-    value: Decimal
-    unit: str
 
 
 @dataclass(frozen=True)

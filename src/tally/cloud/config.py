@@ -1,0 +1,105 @@
+"""The ``[cloud]`` configuration section.
+
+Example::
+
+    [cloud]
+    id = "cloud-bank"
+    org = "bank"
+    port = 8443
+    database_url = "postgresql+psycopg://postgres@127.0.0.1:5432/tally"
+    key_file = "keys/cloud.key"            # encrypted, see tally.crypto.keystore
+    trust_file = "trust.cbor"
+    registrations_dir = "registrations"    # signed *.cose registrations loaded at start
+    online_window_s = 300
+
+    [[cloud.api_tokens]]
+    sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    org = "bank"
+    role = "regulator"
+
+Tokens are never stored in plaintext: ``sha256`` is the lower-case hex SHA-256 of the token's
+UTF-8 bytes (``printf %s "$TOKEN" | sha256sum``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tally import config
+
+READ_ALL_ROLES = frozenset({"regulator", "auditor"})
+"""Roles whose tokens read every organisation's data."""
+
+
+def token_digest(token: str) -> str:
+    """The hex SHA-256 of a bearer token, as kept in ``api_tokens``."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiToken(BaseModel):
+    """One read-API token: its digest, the organisation it speaks for and its role."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    org: str = Field(min_length=1)
+    role: str = "member"
+
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    @property
+    def reads_all(self) -> bool:
+        return self.role in READ_ALL_ROLES
+
+
+class CloudSettings(BaseModel):
+    """Settings of the cloud service (``[cloud]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default="cloud", min_length=1)
+    org: str = Field(min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    key_file: Path | None = None
+    trust_file: Path | None = None
+    registrations_dir: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    api_tokens: list[ApiToken] = Field(default_factory=list)
+    online_window_s: int = Field(default=300, gt=0)
+    max_upload_bytes: int = Field(default=16 << 20, gt=0)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> CloudSettings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'cloud.db'}"
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be given together")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
+
+def load_settings(data: Mapping[str, Any], source: str = "config") -> CloudSettings:
+    """Validate the ``[cloud]`` section of loaded configuration ``data``.
+
+    A top-level ``data_dir`` is used when the section does not set its own. Raises
+    :class:`tally.config.ConfigError`.
+    """
+    raw = data.get("cloud", {})
+    if isinstance(raw, Mapping) and "data_dir" not in raw and "data_dir" in data:
+        data = {**data, "cloud": {**raw, "data_dir": data["data_dir"]}}
+    return config.section(data, "cloud", CloudSettings, source)

@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the cloud database (run by tally.cloud.storage.migrate)."""

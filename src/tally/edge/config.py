@@ -1,0 +1,162 @@
+"""The ``[edge]`` configuration section, validated with pydantic.
+
+Example (TOML)::
+
+    [edge]
+    id = "edge-wh1"
+    org = "warehouse-co"
+    site = "wh1"
+    suite = "intl"
+    key_file = "keys/edge-wh1.key"          # encrypted; passphrase from TALLY_KEY_PASSPHRASE
+    data_dir = "var/edge"                   # outbox_path defaults to <data_dir>/outbox.sqlite
+    cloud_url = "https://cloud.example:8443"
+    cloud_ca_file = "ca.pem"
+    trust_file = "trust.cbor"
+    registrations_dir = "registrations"     # *.cose registrations and revocations
+    window_ms = 1000
+    [edge.mqtt]
+    host = "127.0.0.1"
+    port = 1883
+    [[edge.modbus]]
+    device = "meter-7"
+    host = "10.0.0.7"
+    registers = [{name = "energy", address = 0, count = 2, scale = "0.01", unit = "kW.h"}]
+
+Every field can be overridden from the environment, e.g. ``TALLY_EDGE__WINDOW_MS=500``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tally import config as tally_config
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(_Model):
+    """The MQTT adapter's broker connection (MQTT 3.1.1 or 5)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=0, le=65535, description="0 turns the MQTT adapter off")
+    topic: str = "tally/+/+/up"
+    version: Literal["3.1.1", "5"] = "3.1.1"
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    client_id: str | None = None
+    tls_ca_file: Path | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int | float) else v
+
+
+class ListenConfig(_Model):
+    """A listening adapter (HTTP or CoAP); port 0 turns it off."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535, description="0 turns the adapter off")
+
+
+class ModbusRegister(_Model):
+    """One value read from a Modbus meter: ``count`` 16-bit registers at ``address``.
+
+    The raw unsigned (or, with ``signed``, two's complement) big-endian integer is multiplied
+    by ``scale`` and reported as ``quantity`` in ``unit`` (UCUM).
+    """
+
+    name: str = Field(min_length=1, description="the measurement's quantity name")
+    address: int = Field(ge=0, le=65535)
+    count: int = Field(1, ge=1, le=4)
+    kind: Literal["holding", "input"] = "holding"
+    signed: bool = False
+    scale: Decimal = Decimal(1)
+    unit: str = Field(min_length=1)
+
+
+class ModbusDevice(_Model):
+    """A Modbus TCP meter the edge polls and signs for (its registration has assurance edge)."""
+
+    device: str = Field(pattern=_ID)
+    host: str
+    port: int = Field(502, ge=1, le=65535)
+    unit: int = Field(1, ge=0, le=255)
+    interval_ms: int = Field(10_000, ge=100, le=86_400_000)
+    timeout_ms: int = Field(2_000, ge=50, le=60_000)
+    registers: tuple[ModbusRegister, ...] = Field(min_length=1)
+
+
+class EdgeConfig(_Model):
+    """The ``[edge]`` section. Times are milliseconds, sizes bytes."""
+
+    id: str = Field(pattern=_ID)
+    org: str = Field(pattern=_ID)
+    site: str = Field(pattern=_ID)
+    suite: Literal["intl", "gm"] = "intl"
+    key_file: Path | None = None
+    data_dir: Path = Path("var/edge")
+    outbox_path: Path | None = None
+    outbox_synchronous: Literal["full", "normal"] = "full"
+    cloud_url: str | None = None
+    cloud_ca_file: Path | None = None
+    trust_file: Path | None = None
+    registrations_dir: Path | None = None
+    window_ms: int = Field(1000, ge=10, le=3_600_000)
+    max_batch_items: int = Field(5000, ge=1, le=1_000_000)
+    outbox_max_bytes: int = Field(1 << 30, ge=4096)
+    summary_window_ms: int = Field(60_000, ge=10, le=86_400_000)
+    gap_grace_ms: int = Field(30_000, ge=0, le=86_400_000)
+    clock_skew_tolerance_ms: int = Field(120_000, ge=0)
+    heartbeat_timeout_ms: int = Field(300_000, ge=1000)
+    dedup_retention_ms: int = Field(86_400_000, ge=0)
+    quarantine_max_rows: int = Field(10_000, ge=1)
+    uplink_timeout_ms: int = Field(30_000, ge=100)
+    uplink_backoff_ms: int = Field(500, ge=1)
+    uplink_backoff_cap_ms: int = Field(30_000, ge=1)
+    refused_retry_ms: int = Field(300_000, ge=1)
+    mqtt: MqttConfig = MqttConfig(port=0)
+    http: ListenConfig = ListenConfig()
+    coap: ListenConfig = ListenConfig()
+    modbus: tuple[ModbusDevice, ...] = ()
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("cloud_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("cloud_url must start with http:// or https://")
+        return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EdgeConfig:
+        if self.uplink_backoff_cap_ms < self.uplink_backoff_ms:
+            raise ValueError("uplink_backoff_cap_ms must be at least uplink_backoff_ms")
+        devices = [m.device for m in self.modbus]
+        if len(set(devices)) != len(devices):
+            raise ValueError("each modbus device may appear only once")
+        if self.cloud_ca_file is not None and not (self.cloud_url or "").startswith("https://"):
+            raise ValueError("cloud_ca_file is only used with an https:// cloud_url")
+        return self
+
+    @property
+    def outbox_file(self) -> Path:
+        """Where the outbox database lives: ``outbox_path`` or ``<data_dir>/outbox.sqlite``."""
+        return self.outbox_path if self.outbox_path is not None else self.data_dir / "outbox.sqlite"
+
+
+def load_edge_config(data: Mapping[str, Any], source: str = "config") -> EdgeConfig:
+    """Validate the ``[edge]`` section of loaded configuration ``data``.
+
+    Raises :class:`tally.config.ConfigError` listing every problem with its key.
+    """
+    return tally_config.section(data, "edge", EdgeConfig, source)
