@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-from tally.device.envelope import Measurement
+from tally.device.envelope import Measurement as Measurement
 
 SIM_LABEL: tuple[str, str] = ("sim", "1")
 """Label carried by every simulated sample so stored data can be shown as simulated."""
