@@ -86,6 +86,7 @@ def save_key(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a leftover temporary file
     with os.fdopen(fd, "wb") as f:
         f.write(seal_key(key, passphrase, scrypt_n))
         f.flush()

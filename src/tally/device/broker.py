@@ -42,7 +42,7 @@ class BrokerStartError(RuntimeError):
         super().__init__(f"embedded MQTT broker cannot listen on {host}:{port}: {detail}")
 
 
-class OpenAccessAuthPlugin(BaseAuthPlugin):
+class OpenAccessAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
     """Lets every client in without marking its session anonymous (so sessions persist)."""
 
     @dataclass

@@ -20,7 +20,9 @@ Example (TOML)::
     [[edge.modbus]]
     device = "meter-7"
     host = "10.0.0.7"
-    registers = [{name = "energy", address = 0, count = 2, scale = "0.01", unit = "kW.h"}]
+    port = 502
+    unit = 1
+    labels = {line = "L1"}
 
 Every field can be overridden from the environment, e.g. ``TALLY_EDGE__WINDOW_MS=500``.
 """
@@ -47,11 +49,11 @@ class MqttConfig(_Model):
     """The MQTT adapter's broker connection (MQTT 3.1.1 or 5)."""
 
     host: str = "127.0.0.1"
-    port: int = Field(1883, ge=0, le=65535, description="0 turns the MQTT adapter off")
+    port: int = Field(default=1883, ge=0, le=65535, description="0 turns the MQTT adapter off")
     topic: str = "tally/+/+/up"
     version: Literal["3.1.1", "5"] = "3.1.1"
     username: str | None = None
-    password: str | None = Field(None, repr=False)
+    password: str | None = Field(default=None, repr=False)
     client_id: str | None = None
     tls_ca_file: Path | None = None
 
@@ -65,20 +67,20 @@ class ListenConfig(_Model):
     """A listening adapter (HTTP or CoAP); port 0 turns it off."""
 
     host: str = "127.0.0.1"
-    port: int = Field(0, ge=0, le=65535, description="0 turns the adapter off")
+    port: int = Field(default=0, ge=0, le=65535, description="0 turns the adapter off")
 
 
 class ModbusRegister(_Model):
-    """One value read from a Modbus meter: ``count`` 16-bit registers at ``address``.
+    """A custom register: ``count`` 16-bit registers at ``address``, unsigned (or, with
+    ``signed``, two's complement) big-endian, times ``scale``, reported as ``name`` in ``unit``.
 
-    The raw unsigned (or, with ``signed``, two's complement) big-endian integer is multiplied
-    by ``scale`` and reported as ``quantity`` in ``unit`` (UCUM).
+    Only for meters that do not follow the standard tally meter map
+    (:mod:`tally.device.modbus_meter`); leave ``registers`` empty for those that do.
     """
 
     name: str = Field(min_length=1, description="the measurement's quantity name")
     address: int = Field(ge=0, le=65535)
-    count: int = Field(1, ge=1, le=4)
-    kind: Literal["holding", "input"] = "holding"
+    count: int = Field(default=1, ge=1, le=4)
     signed: bool = False
     scale: Decimal = Decimal(1)
     unit: str = Field(min_length=1)
@@ -88,12 +90,14 @@ class ModbusDevice(_Model):
     """A Modbus TCP meter the edge polls and signs for (its registration has assurance edge)."""
 
     device: str = Field(pattern=_ID)
-    host: str
-    port: int = Field(502, ge=1, le=65535)
-    unit: int = Field(1, ge=0, le=255)
-    interval_ms: int = Field(10_000, ge=100, le=86_400_000)
-    timeout_ms: int = Field(2_000, ge=50, le=60_000)
-    registers: tuple[ModbusRegister, ...] = Field(min_length=1)
+    host: str = Field(min_length=1)
+    port: int = Field(default=502, ge=1, le=65535)
+    unit: int = Field(default=1, ge=0, le=255)
+    register_kind: Literal["input", "holding"] = "input"
+    interval_ms: int = Field(default=10_000, ge=100, le=86_400_000)
+    timeout_ms: int = Field(default=2_000, ge=50, le=60_000)
+    labels: dict[str, str] = Field(default_factory=dict)
+    registers: tuple[ModbusRegister, ...] = ()
 
 
 class EdgeConfig(_Model):
@@ -124,9 +128,9 @@ class EdgeConfig(_Model):
     uplink_backoff_ms: int = Field(500, ge=1)
     uplink_backoff_cap_ms: int = Field(30_000, ge=1)
     refused_retry_ms: int = Field(300_000, ge=1)
-    mqtt: MqttConfig = MqttConfig(port=0)
-    http: ListenConfig = ListenConfig()
-    coap: ListenConfig = ListenConfig()
+    mqtt: MqttConfig = Field(default_factory=lambda: MqttConfig(port=0))
+    http: ListenConfig = Field(default_factory=ListenConfig)
+    coap: ListenConfig = Field(default_factory=ListenConfig)
     modbus: tuple[ModbusDevice, ...] = ()
     rules: list[dict[str, Any]] = Field(default_factory=list)
 

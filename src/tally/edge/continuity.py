@@ -156,7 +156,9 @@ class Continuity:
     ) -> Decision:
         """Decide on one envelope and, when it is admitted, advance ``dev``'s state."""
         skew = t - now
-        skew_ms = skew if (skew > self.skew_tolerance_ms or -skew > self.skew_tolerance_ms) else None
+        skew_ms = (
+            skew if (skew > self.skew_tolerance_ms or -skew > self.skew_tolerance_ms) else None
+        )
         st = self.states.get(dev)
         if st is None:
             self.states[dev] = DeviceState(boot, ctr, h, t)
@@ -195,7 +197,9 @@ class Continuity:
         else:
             self._open.discard(dev)
         return Decision(
-            Verdict.COUNTER_RESET, skew_ms, opened=(0, ctr - 1) if ctr > 0 else None,
+            Verdict.COUNTER_RESET,
+            skew_ms,
+            opened=(0, ctr - 1) if ctr > 0 else None,
             certify=certify,
         )
 
@@ -216,7 +220,9 @@ class Continuity:
                     pred = lookup(dev, boot, ctr - 1)
                     if pred is not None and pred[0] != prev:
                         return Decision(
-                            Verdict.CHAIN_BROKEN, skew_ms, detail=f"prev does not match ctr {ctr - 1}"
+                            Verdict.CHAIN_BROKEN,
+                            skew_ms,
+                            detail=f"prev does not match ctr {ctr - 1}",
                         )
                 succ = lookup(dev, boot, ctr + 1)
                 if succ is not None and succ[1] != h:

@@ -115,8 +115,9 @@ class Registry:
             return self.add_registration(data, source)
         if cty == F.CTY_REVOCATION:
             return self.add_revocation(data, source)
-        raise RegistrationRejected(source, f"content type {cty!r} is neither registration nor "
-                                           "revocation")
+        raise RegistrationRejected(
+            source, f"content type {cty!r} is neither registration nor revocation"
+        )
 
     def load_dir(
         self, directory: Path, on_error: Callable[[RegistrationRejected], None] | None = None

@@ -262,9 +262,7 @@ class Storage(Protocol):
     def edge_status(self, edge: str) -> EdgeStatus | None:
         """The chain state of ``edge``, if it ever uploaded a batch."""
 
-    def store_batch(
-        self, batch: NewBatch, items: Sequence[NewItem], gaps: Sequence[NewGap]
-    ) -> int:
+    def store_batch(self, batch: NewBatch, items: Sequence[NewItem], gaps: Sequence[NewGap]) -> int:
         """Store a batch, its items and gaps in one transaction; return the batch's row id.
 
         Raises :class:`~tally.cloud.errors.BatchExists` when (edge, ctr) is taken and

@@ -14,9 +14,7 @@ class PostgresStorage(SqlStorage):
     def __init__(self, url: str, pool_size: int = 5) -> None:
         parsed = sa.make_url(url)
         if parsed.get_backend_name() != "postgresql":
-            raise ValueError(
-                f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}"
-            )
+            raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         engine = sa.create_engine(parsed, pool_size=pool_size, pool_pre_ping=True)

@@ -84,9 +84,7 @@ items = sa.Table(
     "items",
     metadata,
     sa.Column("id", PK, primary_key=True, autoincrement=True),
-    sa.Column(
-        "batch_id", PK, sa.ForeignKey("batches.id", name="fk_items_batch"), nullable=False
-    ),
+    sa.Column("batch_id", PK, sa.ForeignKey("batches.id", name="fk_items_batch"), nullable=False),
     sa.Column("idx", sa.Integer(), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("signer", sa.String(200), nullable=False),

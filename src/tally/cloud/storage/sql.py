@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, Engine
 
 from tally.cloud.errors import BatchExists, ItemExists, StorageError
+from tally.cloud.storage import rows as R
 from tally.cloud.storage import schema as S
 from tally.cloud.storage.api import (
     BatchRecord,
@@ -93,9 +94,14 @@ class SqlStorage:
         return self._insert_once(S.revocations, row)
 
     def _insert_once(self, table: sa.Table, row: dict[str, Any]) -> bool:
-        stmt = self._upsert(table).values(**row).on_conflict_do_nothing(index_elements=["hash"])
+        stmt = (
+            self._upsert(table)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["hash"])
+            .returning(table.c.id)
+        )
         with self.engine.begin() as conn:
-            return bool(conn.execute(stmt).rowcount)
+            return conn.execute(stmt).first() is not None
 
     def registrations(self, subjects: Iterable[str]) -> dict[str, RegistrationRecord]:
         out: dict[str, RegistrationRecord] = {}
@@ -109,7 +115,7 @@ class SqlStorage:
                     .order_by(r.c.subject, r.c.t, r.c.id)
                 )
                 for row in conn.execute(q).mappings():
-                    out[row["subject"]] = _registration(row)  # the last one (newest) wins
+                    out[row["subject"]] = R.registration(row)  # the last one (newest) wins
         return out
 
     def subjects(self, kind: str, org: str | None = None) -> list[RegistrationRecord]:
@@ -120,7 +126,7 @@ class SqlStorage:
         out: dict[str, RegistrationRecord] = {}
         with self.engine.connect() as conn:
             for row in conn.execute(q).mappings():
-                out[row["subject"]] = _registration(row)
+                out[row["subject"]] = R.registration(row)
         return list(out.values())
 
     def revocations(self, subjects: Iterable[str]) -> dict[str, RevocationRecord]:
@@ -157,7 +163,7 @@ class SqlStorage:
     def _one_batch(self, cond: Any) -> BatchRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(S.batches).where(cond)).mappings().first()
-        return None if row is None else _batch(row)
+        return None if row is None else R.batch(row)
 
     def edge_status(self, edge: str) -> EdgeStatus | None:
         e = S.edges
@@ -175,16 +181,14 @@ class SqlStorage:
             last_seen=row["last_seen"],
         )
 
-    def store_batch(
-        self, batch: NewBatch, items: Sequence[NewItem], gaps: Sequence[NewGap]
-    ) -> int:
+    def store_batch(self, batch: NewBatch, items: Sequence[NewItem], gaps: Sequence[NewGap]) -> int:
         try:
             with self.engine.begin() as conn:
                 batch_id = self._insert_batch(conn, batch)
                 if items:
                     self._insert_items(conn, batch_id, items)
                 if gaps:
-                    conn.execute(sa.insert(S.gaps), [_gap_row(g) for g in gaps])
+                    conn.execute(sa.insert(S.gaps), [R.gap_row(g) for g in gaps])
                 self._update_edge(conn, batch)
                 self._update_devices(conn, batch.received, items)
                 return batch_id
@@ -223,7 +227,7 @@ class SqlStorage:
 
     def _insert_items(self, conn: Connection, batch_id: int, items: Sequence[NewItem]) -> None:
         """Insert all rows with one executemany (psycopg pipelines it; sqlite3 loops in C)."""
-        conn.execute(sa.insert(S.items), [_item_row(batch_id, i) for i in items])
+        conn.execute(sa.insert(S.items), [R.item_row(batch_id, i) for i in items])
 
     def _update_edge(self, conn: Connection, b: NewBatch) -> None:
         e = S.edges
@@ -240,7 +244,9 @@ class SqlStorage:
         stmt = ins.on_conflict_do_update(
             index_elements=["edge"],
             set_={
-                "head_hash": sa.case((e.c.last_ctr < new.last_ctr, new.head_hash), else_=e.c.head_hash),
+                "head_hash": sa.case(
+                    (e.c.last_ctr < new.last_ctr, new.head_hash), else_=e.c.head_hash
+                ),
                 "last_ctr": _greater(e.c.last_ctr, new.last_ctr),
                 "batches": e.c.batches + 1,
                 "last_seen": _greater(e.c.last_seen, new.last_seen),
@@ -293,7 +299,7 @@ class SqlStorage:
                 ),
                 "boot": sa.case((later, new.boot), else_=dv.c.boot),
                 "ctr": sa.case((later, new.ctr), else_=dv.c.ctr),
-                "items": dv.c.items + new.items,
+                "items": dv.c["items"] + new["items"],
                 "site": new.site,
                 "org": new.org,
             },
@@ -326,7 +332,7 @@ class SqlStorage:
         q = self._item_select().where(S.items.c.hash == item_hash)
         with self.engine.connect() as conn:
             row = conn.execute(q).mappings().first()
-        return None if row is None else _item(row)
+        return None if row is None else R.item(row)
 
     def batch_items(self, batch_id: int) -> list[bytes]:
         i = S.items
@@ -357,7 +363,7 @@ class SqlStorage:
         limit = max(1, query.limit)
         q = q.order_by(i.c.t, i.c.id).limit(limit + 1)
         with self.engine.connect() as conn:
-            rows = [_item(r) for r in conn.execute(q).mappings()]
+            rows = [R.item(r) for r in conn.execute(q).mappings()]
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(rows, (rows[-1].t, rows[-1].id) if more else None)
@@ -391,119 +397,10 @@ class SqlStorage:
         if org is not None:
             q = q.where(d.c.org == org)
         with self.engine.connect() as conn:
-            return [_device(r) for r in conn.execute(q).mappings()]
+            return [R.device(r) for r in conn.execute(q).mappings()]
 
     def device(self, device: str) -> DeviceStatus | None:
         d = S.devices
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(d).where(d.c.device == device)).mappings().first()
-        return None if row is None else _device(row)
-
-
-def _registration(row: RowMapping) -> RegistrationRecord:
-    return RegistrationRecord(
-        subject=row["subject"],
-        kind=row["kind"],
-        org=row["org"],
-        site=row["site"],
-        profile=row["profile"],
-        suite=row["suite"],
-        pub=bytes(row["pub"]),
-        assurance=row["assurance"],
-        t=row["t"],
-        raw=bytes(row["raw"]),
-        hash=bytes(row["hash"]),
-        received=row["received"],
-    )
-
-
-def _batch(row: RowMapping) -> BatchRecord:
-    return BatchRecord(
-        id=row["id"],
-        edge=row["edge"],
-        site=row["site"],
-        suite=row["suite"],
-        ctr=row["ctr"],
-        prev=bytes(row["prev"]),
-        t0=row["t0"],
-        t1=row["t1"],
-        n=row["n"],
-        root=bytes(row["root"]),
-        header=bytes(row["header"]),
-        header_hash=bytes(row["header_hash"]),
-        received=row["received"],
-        receipt=bytes(row["receipt"]),
-    )
-
-
-def _item_row(batch_id: int, i: NewItem) -> dict[str, Any]:
-    return {
-        "batch_id": batch_id,
-        "idx": i.index,
-        "kind": i.kind,
-        "signer": i.signer,
-        "device": i.device,
-        "site": i.site,
-        "org": i.org,
-        "boot": i.boot,
-        "ctr": i.ctr,
-        "t": i.t,
-        "hash": i.hash,
-        "assurance": i.assurance,
-        "cose": i.cose,
-        "measurements": i.measurements,
-        "meta": i.meta,
-        "rule": i.rule,
-    }
-
-
-def _item(row: RowMapping) -> ItemRecord:
-    return ItemRecord(
-        id=row["id"],
-        batch_id=row["batch_id"],
-        edge=row["batch_edge"],
-        batch_ctr=row["batch_ctr"],
-        index=row["idx"],
-        kind=row["kind"],
-        signer=row["signer"],
-        device=row["device"],
-        site=row["site"],
-        org=row["org"],
-        boot=row["boot"],
-        ctr=row["ctr"],
-        t=row["t"],
-        hash=bytes(row["hash"]),
-        assurance=row["assurance"],
-        cose=bytes(row["cose"]),
-        measurements=row["measurements"],
-        meta=row["meta"],
-        rule=row["rule"],
-        received=row["received"],
-    )
-
-
-def _gap_row(g: NewGap) -> dict[str, Any]:
-    return {
-        "edge": g.edge,
-        "device": g.device,
-        "org": g.org,
-        "boot": g.boot,
-        "first": g.first,
-        "last": g.last,
-        "reason": g.reason,
-        "t": g.t,
-        "item_hash": g.item_hash,
-    }
-
-
-def _device(row: RowMapping) -> DeviceStatus:
-    return DeviceStatus(
-        device=row["device"],
-        org=row["org"],
-        site=row["site"],
-        last_seen=row["last_seen"],
-        last_reading_t=row["last_reading_t"],
-        boot=row["boot"],
-        ctr=row["ctr"],
-        items=row["items"],
-    )
+        return None if row is None else R.device(row)

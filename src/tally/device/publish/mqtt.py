@@ -54,7 +54,7 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
 
 def session_properties(expiry_s: int) -> Properties:
     """MQTT 5 CONNECT properties asking the broker to keep the session ``expiry_s`` seconds."""
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = expiry_s
     return props
 
@@ -158,9 +158,7 @@ class MqttPublisher:
             self.published += 1
             return
 
-    async def publish_many(
-        self, items: Iterable[tuple[str, str, bytes]], window: int = 256
-    ) -> int:
+    async def publish_many(self, items: Iterable[tuple[str, str, bytes]], window: int = 256) -> int:
         """Publish ``(site, device, payload)`` items, up to ``window`` awaiting PUBACK at once.
 
         Returns how many were acknowledged; raises the first error after all others

@@ -88,10 +88,21 @@ class RateOfChange(Rule):
             rate = _CTX.divide(_CTX.multiply(dv, MINUTE_MS), dt).quantize(
                 _RATE_QUANTUM, context=_CTX
             )
-            out.append(self.firing(
-                "rate_exceeded", r.t, (obs.dev,), (last.ref, obs.env_hash),
-                detail(quantity=self.quantity, unit=m.unit, rate_per_min=rate,
-                       max_per_min=self.max_per_min, previous=last.value, value=m.value,
-                       dt_ms=dt),
-            ))
+            out.append(
+                self.firing(
+                    "rate_exceeded",
+                    r.t,
+                    (obs.dev,),
+                    (last.ref, obs.env_hash),
+                    detail(
+                        quantity=self.quantity,
+                        unit=m.unit,
+                        rate_per_min=rate,
+                        max_per_min=self.max_per_min,
+                        previous=last.value,
+                        value=m.value,
+                        dt_ms=dt,
+                    ),
+                )
+            )
         self._last[obs.dev] = _Last(r.t, m.value, obs.env_hash, fast)

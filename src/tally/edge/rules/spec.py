@@ -100,11 +100,7 @@ class Spec:
         v = self._get(key, default)
         if v is default:
             return v
-        if (
-            not isinstance(v, list | tuple)
-            or not v
-            or not all(isinstance(x, str) and x for x in v)
-        ):
+        if not isinstance(v, list | tuple) or not v or not all(isinstance(x, str) and x for x in v):
             raise self.error(key, f"must be a non-empty list of non-empty strings, got {v!r}")
         if len(set(v)) != len(v):
             raise self.error(key, f"lists a name twice: {v!r}")
@@ -120,15 +116,13 @@ class Spec:
             raise self.error(key, f"must be at least {minimum}, got {v}")
         return v
 
-    def decimal(
-        self, key: str, default: Any = _MISSING, minimum: Decimal | None = None
-    ) -> Any:
+    def decimal(self, key: str, default: Any = _MISSING, minimum: Decimal | None = None) -> Any:
         v = self._get(key, default)
         if v is default:
             return v
         d = to_decimal(v)
         if d is None:
-            raise self.error(key, f"must be a decimal number (e.g. \"7.5\"), got {v!r}")
+            raise self.error(key, f'must be a decimal number (e.g. "7.5"), got {v!r}')
         if minimum is not None and d < minimum:
             raise self.error(key, f"must be at least {minimum}, got {d}")
         return d
@@ -146,7 +140,7 @@ class Spec:
         v = self._get(key, _MISSING)
         m = _HHMM.match(v) if isinstance(v, str) else None
         if m is None:
-            raise self.error(key, f"must be a time \"HH:MM\" from 00:00 to 23:59, got {v!r}")
+            raise self.error(key, f'must be a time "HH:MM" from 00:00 to 23:59, got {v!r}')
         return int(m.group(1)) * 60 + int(m.group(2))
 
     def value(self, key: str) -> Any:

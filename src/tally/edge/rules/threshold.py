@@ -89,15 +89,30 @@ class Threshold(Rule):
                 st.worst = v
             if not st.fired and r.t - st.start >= self.for_ms:
                 st.fired = True
-                refs = (st.first_ref,) if st.first_ref == obs.env_hash else (
-                    st.first_ref, obs.env_hash)
+                refs = (
+                    (st.first_ref,)
+                    if st.first_ref == obs.env_hash
+                    else (st.first_ref, obs.env_hash)
+                )
                 side = "above" if self.hi is not None and v > self.hi else "below"
-                out.append(self.firing(
-                    "out_of_range", r.t, (obs.dev,), refs,
-                    detail(quantity=self.quantity, value=v, unit=m.unit, side=side,
-                           min=self.lo, max=self.hi, since_ms=st.start,
-                           duration_ms=r.t - st.start),
-                ))
+                out.append(
+                    self.firing(
+                        "out_of_range",
+                        r.t,
+                        (obs.dev,),
+                        refs,
+                        detail(
+                            quantity=self.quantity,
+                            value=v,
+                            unit=m.unit,
+                            side=side,
+                            min=self.lo,
+                            max=self.hi,
+                            since_ms=st.start,
+                            duration_ms=r.t - st.start,
+                        ),
+                    )
+                )
             return
         if st is None:
             return
@@ -106,10 +121,22 @@ class Threshold(Rule):
             return
         if self._distance_out(v) <= -self.hysteresis:
             del self._state[obs.dev]
-            out.append(self.firing(
-                "out_of_range_cleared", r.t, (obs.dev,), (obs.env_hash,),
-                detail(quantity=self.quantity, value=v, unit=m.unit, worst=st.worst,
-                       min=self.lo, max=self.hi, since_ms=st.start,
-                       duration_ms=r.t - st.start),
-                sev="info",
-            ))
+            out.append(
+                self.firing(
+                    "out_of_range_cleared",
+                    r.t,
+                    (obs.dev,),
+                    (obs.env_hash,),
+                    detail(
+                        quantity=self.quantity,
+                        value=v,
+                        unit=m.unit,
+                        worst=st.worst,
+                        min=self.lo,
+                        max=self.hi,
+                        since_ms=st.start,
+                        duration_ms=r.t - st.start,
+                    ),
+                    sev="info",
+                )
+            )

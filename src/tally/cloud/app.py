@@ -1,0 +1,328 @@
+"""The cloud's HTTP API (FastAPI). Build it with :func:`create_app`.
+
+=======================================  ==========================================================
+``POST /v1/batches``                     an edge upload (``application/cbor``); 200 with the signed
+                                         receipt (``application/cose``); authenticated by the
+                                         edge's signature on the header
+``POST /v1/registrations``               a signed registration or revocation (``application/cose``);
+                                         201 when new, 200 when already stored
+``GET /v1/health``                       liveness and database check (no token)
+``GET /v1/devices``                      registered devices with liveness
+``GET /v1/devices/{id}/readings``        readings, ``from``/``to`` (ms, to exclusive), ``limit``,
+                                         ``cursor``, ``min_assurance`` = device | edge | manual
+``GET /v1/sites/{site}/readings``        the same for every visible device of a site
+``GET /v1/events``                       edge events, ``site``, ``rule``, ``from``, ``to`` …
+``GET /v1/devices/{id}/gaps``            certified gaps of a device
+``GET /v1/proofs/items/{hash}``          the proof bundle of an item (``application/cbor``)
+=======================================  ==========================================================
+
+Read endpoints need ``Authorization: Bearer <token>`` (see :mod:`tally.cloud.auth`); data of
+another organisation answers 404 exactly like data that does not exist. Every error is an
+RFC 9457 problem (:mod:`tally.cloud.problems`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from tally.cloud import problems
+from tally.cloud.auth import Principal, TokenAuth
+from tally.cloud.config import CloudSettings
+from tally.cloud.errors import BadRequest, CloudError, NotFound
+from tally.cloud.ingest import Ingestor, now_ms
+from tally.cloud.keys import CloudIdentity
+from tally.cloud.proofs import build_bundle
+from tally.cloud.registry import accept_signed
+from tally.cloud.storage.api import ItemQuery, ItemRecord, Page, Storage
+from tally.crypto import DecodeError
+from tally.device.registration import Assurance
+from tally.device.trust import Trust
+
+CBOR = "application/cbor"
+COSE = "application/cose"
+MAX_LIMIT = 1000
+
+
+class UnsupportedMediaType(CloudError):
+    """Raised when a POST body is not of the media type the endpoint takes."""
+
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+    status = 415
+
+
+class PayloadTooLarge(CloudError):
+    """Raised when a POST body is larger than ``max_upload_bytes``."""
+
+    code = "payload_too_large"
+    title = "Payload too large"
+    status = 413
+
+
+@dataclass
+class Cloud:
+    """What the request handlers share (``app.state.cloud``)."""
+
+    settings: CloudSettings
+    storage: Storage
+    trust: Trust
+    identity: CloudIdentity
+    ingestor: Ingestor
+    auth: TokenAuth
+
+
+def encode_cursor(after: tuple[int, int] | None) -> str | None:
+    if after is None:
+        return None
+    return base64.urlsafe_b64encode(f"{after[0]}.{after[1]}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[int, int] | None:
+    """Raises BadRequest for a cursor this server did not hand out."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        t, row = raw.split(".")
+        return int(t), int(row)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(f"invalid cursor {cursor!r}") from None
+
+
+def item_json(item: ItemRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "hash": item.hash.hex(),
+        "kind": item.kind,
+        "device": item.device,
+        "site": item.site,
+        "org": item.org,
+        "signer": item.signer,
+        "boot": item.boot,
+        "ctr": item.ctr,
+        "t": item.t,
+        "assurance": Assurance(item.assurance).label,
+        "batch": {"edge": item.edge, "ctr": item.batch_ctr, "index": item.index},
+        "received": item.received,
+    }
+    meta = json.loads(item.meta)
+    if item.kind in ("reading", "heartbeat"):
+        out["measurements"] = [
+            {"quantity": m["q"], "value": m["v"], "unit": m["u"]}
+            for m in json.loads(item.measurements)
+        ]
+        out["labels"] = meta.get("labels", {})
+    else:
+        out["rule"] = item.rule
+        out.update({k: v for k, v in meta.items() if k not in out})
+    return out
+
+
+def page_json(page: Page) -> dict[str, Any]:
+    return {
+        "items": [item_json(i) for i in page.items],
+        "next_cursor": encode_cursor(page.next_after),
+    }
+
+
+def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The caller of a read endpoint; raises Unauthorized."""
+    cloud: Cloud = request.app.state.cloud
+    return cloud.auth.principal(authorization)
+
+
+Who = Annotated[Principal, Depends(principal)]
+From = Annotated[int | None, Query(alias="from")]
+To = Annotated[int | None, Query(alias="to")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+
+
+def create_app(
+    settings: CloudSettings,
+    storage: Storage,
+    trust: Trust,
+    identity: CloudIdentity,
+    clock: Any = now_ms,
+) -> FastAPI:
+    """The cloud API over ``storage`` (already migrated), verifying against ``trust``."""
+    ingestor = Ingestor(storage, trust, identity, clock, settings.max_upload_bytes)
+    cloud = Cloud(settings, storage, trust, identity, ingestor, TokenAuth(settings.api_tokens))
+    app = FastAPI(title="tally cloud", version="1", docs_url=None, redoc_url=None)
+    app.state.cloud = cloud
+    problems.install(app)
+
+    async def body_of(request: Request, media: str) -> bytes:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != media:
+            raise UnsupportedMediaType(f"send {media}, not {ctype or 'no content type'}")
+        body = await request.body()
+        if len(body) > settings.max_upload_bytes:
+            raise PayloadTooLarge(f"{len(body)} bytes, at most {settings.max_upload_bytes}")
+        return body
+
+    def min_level(name: str | None) -> int:
+        if name is None:
+            return 0
+        try:
+            return int(Assurance.parse(name))
+        except DecodeError:
+            raise BadRequest(f"min_assurance must be device, edge or manual: {name!r}") from None
+
+    def visible_device(who: Principal, device: str) -> None:
+        reg = storage.registrations([device]).get(device)
+        if reg is None or reg.kind != "device" or not who.may_read(reg.org):
+            raise NotFound(f"no device {device!r}")
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        storage.ping()
+        suite = trust.suite.name
+        return {"status": "ok", "cloud": identity.id, "org": identity.org, "suite": suite}
+
+    @app.post("/v1/batches")
+    async def post_batch(request: Request) -> Response:
+        body = await body_of(request, CBOR)
+        result = await run_in_threadpool(ingestor.ingest_upload, body)
+        headers = {"X-Tally-Duplicate": "true" if result.dup else "false"}
+        return Response(result.receipt, media_type=COSE, headers=headers)
+
+    @app.post("/v1/registrations")
+    async def post_registration(request: Request) -> JSONResponse:
+        body = await body_of(request, COSE)
+        rec, new = await run_in_threadpool(accept_signed, body, trust, storage, clock())
+        kind = getattr(rec, "kind", "revocation")
+        out = {"id": rec.subject, "kind": kind, "org": rec.org, "hash": rec.hash.hex(), "new": new}
+        return JSONResponse(out, status_code=201 if new else 200)
+
+    @app.get("/v1/devices")
+    def devices(who: Who) -> dict[str, Any]:
+        regs = storage.subjects("device", who.org_filter)
+        seen = {d.device: d for d in storage.devices(who.org_filter)}
+        revoked = storage.revocations([r.subject for r in regs])
+        now = clock()
+        window = settings.online_window_s * 1000
+        out = []
+        for r in regs:
+            st = seen.get(r.subject)
+            out.append(
+                {
+                    "id": r.subject,
+                    "org": r.org,
+                    "site": r.site,
+                    "profile": r.profile,
+                    "assurance": Assurance(r.assurance).label,
+                    "revoked": r.subject in revoked,
+                    "last_seen": st.last_seen if st else None,
+                    "last_reading_t": st.last_reading_t if st else None,
+                    "boot": st.boot if st else None,
+                    "ctr": st.ctr if st else None,
+                    "items": st.items if st else 0,
+                    "online": bool(st and now - st.last_seen <= window),
+                }
+            )
+        return {"devices": out, "online_window_s": settings.online_window_s}
+
+    @app.get("/v1/devices/{device}/readings")
+    def device_readings(
+        who: Who,
+        device: str,
+        t_from: From = None,
+        t_to: To = None,
+        limit: Limit = 100,
+        cursor: str | None = None,
+        min_assurance: str | None = None,
+    ) -> dict[str, Any]:
+        visible_device(who, device)
+        q = ItemQuery(
+            device=device,
+            org=who.org_filter,
+            t_from=t_from,
+            t_to=t_to,
+            min_assurance=min_level(min_assurance),
+            limit=limit,
+            after=decode_cursor(cursor),
+        )
+        return page_json(storage.items(q))
+
+    @app.get("/v1/sites/{site}/readings")
+    def site_readings(
+        who: Who,
+        site: str,
+        t_from: From = None,
+        t_to: To = None,
+        limit: Limit = 100,
+        cursor: str | None = None,
+        min_assurance: str | None = None,
+    ) -> dict[str, Any]:
+        q = ItemQuery(
+            site=site,
+            org=who.org_filter,
+            t_from=t_from,
+            t_to=t_to,
+            min_assurance=min_level(min_assurance),
+            limit=limit,
+            after=decode_cursor(cursor),
+        )
+        return page_json(storage.items(q))
+
+    @app.get("/v1/events")
+    def events(
+        who: Who,
+        site: str | None = None,
+        rule: str | None = None,
+        t_from: From = None,
+        t_to: To = None,
+        limit: Limit = 100,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        q = ItemQuery(
+            kinds=("event",),
+            site=site,
+            rule=rule,
+            org=who.org_filter,
+            t_from=t_from,
+            t_to=t_to,
+            limit=limit,
+            after=decode_cursor(cursor),
+        )
+        return page_json(storage.items(q))
+
+    @app.get("/v1/devices/{device}/gaps")
+    def device_gaps(who: Who, device: str) -> dict[str, Any]:
+        visible_device(who, device)
+        gaps = storage.gaps(device, who.org_filter)
+        return {
+            "gaps": [
+                {
+                    "edge": g.edge,
+                    "boot": g.boot,
+                    "from": g.first,
+                    "to": g.last,
+                    "count": g.last - g.first + 1,
+                    "reason": g.reason,
+                    "t": g.t,
+                    "certificate": g.item_hash.hex(),
+                }
+                for g in gaps
+            ]
+        }
+
+    @app.get("/v1/proofs/items/{hash_hex}")
+    def proof(who: Who, hash_hex: str) -> Response:
+        try:
+            h = bytes.fromhex(hash_hex)
+        except ValueError:
+            raise BadRequest(f"{hash_hex!r} is not a hex hash") from None
+        item = storage.item(h)
+        if item is None or not who.may_read(item.org):
+            raise NotFound(f"no item {hash_hex}")
+        bundle = build_bundle(storage, trust, item, identity.id, identity.registration)
+        return Response(bundle.encode(), media_type=CBOR)
+
+    return app
