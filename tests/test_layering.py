@@ -17,6 +17,7 @@ FORMAT_MODULES = {
     "tally.device.trust",
     "tally.edge.formats",
     "tally.verify.bundle",
+    "tally.device.publish.wire",
 }
 BASE = {"tally.config", "tally.formats"}
 

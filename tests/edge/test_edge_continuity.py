@@ -27,8 +27,17 @@ class Driver:
     def lookup(self, dev: str, boot: int, ctr: int) -> tuple[bytes, bytes] | None:
         return self.store.get((dev, boot, ctr))
 
-    def send(self, ctr: int, boot: int = 0, *, h: bytes | None = None, prev: bytes | None = None,
-             t: int = NOW, now: int = NOW, dev: str = "d") -> V:
+    def send(
+        self,
+        ctr: int,
+        boot: int = 0,
+        *,
+        h: bytes | None = None,
+        prev: bytes | None = None,
+        t: int = NOW,
+        now: int = NOW,
+        dev: str = "d",
+    ) -> V:
         h = H(boot, ctr) if h is None else h
         prev = (H(boot, ctr - 1) if ctr > 0 else b"") if prev is None else prev
         d = self.c.check(dev, boot, ctr, prev, t, h, now, self.lookup)
@@ -40,8 +49,11 @@ class Driver:
 
 CASES = [
     ("in order", [0, 1, 2, 3], [V.FIRST, V.ACCEPT, V.ACCEPT, V.ACCEPT]),
-    ("gap then late fill", [0, 1, 4, 2, 3], [V.FIRST, V.ACCEPT, V.GAP, V.ACCEPT_LATE,
-                                             V.ACCEPT_LATE]),
+    (
+        "gap then late fill",
+        [0, 1, 4, 2, 3],
+        [V.FIRST, V.ACCEPT, V.GAP, V.ACCEPT_LATE, V.ACCEPT_LATE],
+    ),
     ("duplicate of the last", [0, 1, 1], [V.FIRST, V.ACCEPT, V.DUPLICATE]),
     ("duplicate of an older one", [0, 1, 2, 0], [V.FIRST, V.ACCEPT, V.ACCEPT, V.DUPLICATE]),
     ("first seen mid-stream, older is stale", [5, 6, 3], [V.FIRST, V.ACCEPT, V.STALE]),
@@ -113,8 +125,9 @@ def test_counter_reset_into_the_middle_of_an_epoch_opens_its_start() -> None:
     assert d.send(1, boot=2) is V.ACCEPT_LATE
 
 
-@pytest.mark.parametrize(("offset", "flagged"), [(0, False), (120_000, False), (120_001, True),
-                                                 (-120_001, True)])
+@pytest.mark.parametrize(
+    ("offset", "flagged"), [(0, False), (120_000, False), (120_001, True), (-120_001, True)]
+)
 def test_clock_skew_is_flagged_but_accepted(offset: int, flagged: bool) -> None:
     d = Driver()
     d.send(0)

@@ -60,8 +60,17 @@ class FakeRules:
         self.seen.append(obs)
         v = obs.reading.value("temp")
         if v is not None and v > 30:
-            return [Firing("hot", "threshold", "warning", obs.received_ms, (obs.dev,),
-                           (obs.env_hash,), (("value", v),))]
+            return [
+                Firing(
+                    "hot",
+                    "threshold",
+                    "warning",
+                    obs.received_ms,
+                    (obs.dev,),
+                    (obs.env_hash,),
+                    (("value", v),),
+                )
+            ]
         return []
 
     def tick(self, now_ms: int) -> list[Firing]:
@@ -100,12 +109,20 @@ class World:
     def signer(self) -> EdgeSigner:
         return EdgeSigner(self.edge_key, EDGE, SITE)
 
-    def receipt(self, header: bytes, n: int, key: SigningKey | None = None,
-                cloud: str = CLOUD, edge: str = EDGE, ctr: int | None = None) -> bytes:
+    def receipt(
+        self,
+        header: bytes,
+        n: int,
+        key: SigningKey | None = None,
+        cloud: str = CLOUD,
+        edge: str = EDGE,
+        ctr: int | None = None,
+    ) -> bytes:
         k = key or self.cloud_key
         h = EF.decode_batch_header(_payload(header))
-        rc = EF.Receipt(cloud, edge, h.ctr if ctr is None else ctr, k.suite.hash(header), n,
-                        T0, False)
+        rc = EF.Receipt(
+            cloud, edge, h.ctr if ctr is None else ctr, k.suite.hash(header), n, T0, False
+        )
         return EF.sign_object(k, "application/tally.receipt+cbor", cloud, rc.to_cbor())
 
     def write_registrations(self, directory: Path) -> None:
@@ -133,14 +150,33 @@ def make_world(suite: str = "intl", devices: tuple[str, ...] = ("dev-1", "dev-2"
     for dev in devices:
         k = SigningKey.generate(suite)
         keys[dev] = k
-        r = Registration("device", dev, ORG, SITE, "temp_humidity", suite, k.public.raw,
-                         Assurance.DEVICE, T0 - 10_000)
+        r = Registration(
+            "device",
+            dev,
+            ORG,
+            SITE,
+            "temp_humidity",
+            suite,
+            k.public.raw,
+            Assurance.DEVICE,
+            T0 - 10_000,
+        )
         regs[dev] = sign_registration(org_key, r)
-    meter = Registration("device", "meter-1", ORG, SITE, "electricity_meter", suite, b"",
-                         Assurance.EDGE, T0 - 10_000)
+    meter = Registration(
+        "device", "meter-1", ORG, SITE, "electricity_meter", suite, b"", Assurance.EDGE, T0 - 10_000
+    )
     regs["meter-1"] = sign_registration(org_key, meter)
-    cloud = Registration("cloud", CLOUD, CLOUD_ORG, "", "", suite, cloud_key.public.raw,
-                         Assurance.DEVICE, T0 - 10_000)
+    cloud = Registration(
+        "cloud",
+        CLOUD,
+        CLOUD_ORG,
+        "",
+        "",
+        suite,
+        cloud_key.public.raw,
+        Assurance.DEVICE,
+        T0 - 10_000,
+    )
     regs[CLOUD] = sign_registration(bank_key, cloud)
     return World(suite, org_key, edge_key, cloud_key, trust, regs, keys)
 
@@ -149,8 +185,9 @@ def temp(v: str) -> tuple[Measurement, ...]:
     return (Measurement("temp", Decimal(v), "Cel"),)
 
 
-def make_pipeline(world: World, path: Path, clock: Clock, rules: Any = None,
-                  **kw: Any) -> tuple[Pipeline, Outbox]:
+def make_pipeline(
+    world: World, path: Path, clock: Clock, rules: Any = None, **kw: Any
+) -> tuple[Pipeline, Outbox]:
     outbox = Outbox(path)
     p = Pipeline(world.signer(), world.registry(), outbox, rules=rules, clock=clock, **kw)
     return p, outbox

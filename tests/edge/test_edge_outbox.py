@@ -44,9 +44,7 @@ def test_batch_root_is_the_merkle_root_and_headers_chain(tmp_path: Path) -> None
         assert (h.edge, h.site, h.suite, h.ctr, h.n) == (EDGE, SITE, "intl", s.ctr, len(items))
         assert h.root == root(hasher, [hasher.hash_leaf(c) for c in items])
         assert h.prev == prev and h.t1 == clock.now
-        parse_sign1(s.header, content_type="application/tally.batch+cbor").verify(
-            w.edge_key.public
-        )
+        parse_sign1(s.header, content_type="application/tally.batch+cbor").verify(w.edge_key.public)
         prev = w.edge_key.suite.hash(s.header)
     assert b.seal(clock.now) == []  # nothing pending
     p.ingest(dev.next(T0))
@@ -79,8 +77,14 @@ def test_batch_is_deleted_only_on_a_valid_receipt(tmp_path: Path) -> None:
     good = w.receipt(s.header, 3)
     verify_receipt(good, batch, EDGE, w.edge_key.suite, p.registry)
     assert ob.ack(batch.ctr, batch.hash, good, clock.now) == 3
-    assert ob.depth() == {"items": 0, "pending": 0, "batches": 0, "refused": 0,
-                          "quarantine": 0, "bytes": 0}
+    assert ob.depth() == {
+        "items": 0,
+        "pending": 0,
+        "batches": 0,
+        "refused": 0,
+        "quarantine": 0,
+        "bytes": 0,
+    }
     assert ob.receipt(0) == good
     assert ob.ack(batch.ctr, batch.hash, good, clock.now) == 0  # idempotent
     # receipted readings are still recognised as duplicates (within the retention)
@@ -131,7 +135,7 @@ def test_full_outbox_degrades_to_summary_then_gap(tmp_path: Path) -> None:
     assert p.counts["condensed"] == len(condensed)
     clock.advance(5000)
     p.tick()
-    (_k, cose, _b), = ob.items("summary")
+    ((_k, cose, _b),) = ob.items("summary")
     msg = parse_sign1(cose, content_type="application/tally.summary+cbor")
     msg.verify(w.edge_key.public)
     s = EF.decode_summary(msg.payload)
@@ -139,7 +143,7 @@ def test_full_outbox_degrades_to_summary_then_gap(tmp_path: Path) -> None:
     assert (s.dev, s.first, s.last, s.n) == ("dev-1", len(stored), 19, len(condensed))
     assert s.root == root(hasher, [hasher.hash_leaf(c) for c in condensed])
     values = [20 + i % 7 for i in range(len(stored), 20)]
-    (q, lo, hi, total, unit), = s.stats
+    ((q, lo, hi, total, unit),) = s.stats
     assert (q, lo, hi, total, unit) == ("temp", min(values), max(values), sum(values), "Cel")
     # the summary used the reserve; the next run does not fit: a disk_full gap certificate
     for e in envs[20:]:
@@ -163,7 +167,7 @@ def test_condense_run_survives_a_restart(tmp_path: Path) -> None:
     ob.close()
     p2, ob2 = make_pipeline(w, tmp_path / "o.db", clock, max_bytes=100_000)  # disk enlarged
     p2.flush_runs()
-    (_k, cose, _b), = ob2.items("summary")
+    ((_k, cose, _b),) = ob2.items("summary")
     s = EF.decode_summary(parse_sign1(cose).payload)
     assert (s.first, s.last, s.n) == (n_stored, 9, 10 - n_stored)
 

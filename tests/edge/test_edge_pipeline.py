@@ -79,8 +79,10 @@ def test_conflict_and_old_epoch_are_quarantined_with_events(tmp_path: Path) -> N
     assert [r.outcome for r in res] == ["conflict", "replay_old_epoch"]
     assert [q[0] for q in ob.quarantine()] == ["replay_old_epoch", "conflict"]
     rules = [(e.rule, e.sev) for e in _events(ob)]
-    assert rules == [("continuity.conflict", "critical"),
-                     ("continuity.replay_old_epoch", "critical")]
+    assert rules == [
+        ("continuity.conflict", "critical"),
+        ("continuity.replay_old_epoch", "critical"),
+    ]
 
 
 def test_counter_reset_and_clock_skew_events(tmp_path: Path) -> None:

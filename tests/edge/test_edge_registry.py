@@ -85,8 +85,9 @@ def test_newer_registration_lifts_a_revocation(tmp_path: Path) -> None:
     reg.add_revocation(w.revoke("dev-1", T0))
     assert reg.get("dev-1") is not None and reg.get("dev-1").revoked(T0 - 5, T0)  # type: ignore[union-attr]
     new_key = SigningKey.generate("intl")
-    r = Registration("device", "dev-1", ORG, SITE, "x", "intl", new_key.public.raw,
-                     Assurance.DEVICE, T0 + 1)
+    r = Registration(
+        "device", "dev-1", ORG, SITE, "x", "intl", new_key.public.raw, Assurance.DEVICE, T0 + 1
+    )
     reg.add_registration(sign_registration(w.org_key, r))
     e = reg.get("dev-1")
     assert e is not None and e.revoked_t is None and e.key == new_key.public
@@ -95,13 +96,15 @@ def test_newer_registration_lifts_a_revocation(tmp_path: Path) -> None:
 def test_registration_from_an_untrusted_org_is_refused() -> None:
     w = make_world()
     rogue = SigningKey.generate("intl")
-    r = Registration("device", "dev-x", "rogue", SITE, "x", "intl", rogue.public.raw,
-                     Assurance.DEVICE, T0)
+    r = Registration(
+        "device", "dev-x", "rogue", SITE, "x", "intl", rogue.public.raw, Assurance.DEVICE, T0
+    )
     with pytest.raises(RegistrationRejected, match="not a trust anchor"):
         Registry(w.trust).add_registration(sign_registration(rogue, r))
     # signed by a trusted org's name but with another key
-    r2 = Registration("device", "dev-x", ORG, SITE, "x", "intl", rogue.public.raw,
-                      Assurance.DEVICE, T0)
+    r2 = Registration(
+        "device", "dev-x", ORG, SITE, "x", "intl", rogue.public.raw, Assurance.DEVICE, T0
+    )
     with pytest.raises(RegistrationRejected):
         Registry(w.trust).add_registration(sign_registration(rogue, r2))
 

@@ -175,8 +175,9 @@ def cloud_server() -> Iterator[Server]:
 
 
 def _uplink(w: World, ob: Outbox, reg: Any, url: str, clock: Clock, **kw: Any) -> Uplink:
-    return Uplink(ob, reg, EDGE, w.edge_key.suite, url, clock=clock, backoff_ms=10,
-                  backoff_cap_ms=100, **kw)
+    return Uplink(
+        ob, reg, EDGE, w.edge_key.suite, url, clock=clock, backoff_ms=10, backoff_cap_ms=100, **kw
+    )
 
 
 @pytest.fixture
@@ -229,7 +230,9 @@ async def test_link_cut_and_restored_everything_arrives_exactly_once(
     up.wake()
     await _until(lambda: ob.depth()["items"] == 0)
     await _stop(stop, task)
-    stored = [i for ctr in sorted(cloud_server.cloud.stored) for i in cloud_server.cloud.stored[ctr]]
+    stored = [
+        i for ctr in sorted(cloud_server.cloud.stored) for i in cloud_server.cloud.stored[ctr]
+    ]
     readings = [i for i in stored if parse_sign1(i).content_type.endswith("reading+cbor")]
     assert readings == sent  # each exactly once, in order
     assert cloud_server.cloud.dups >= 1  # a retried batch was receipted as a duplicate
@@ -273,33 +276,51 @@ def _make_tls(d: Path) -> tuple[Path, Path, Path]:
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
-        x509.CertificateBuilder().subject_name(name("test ca")).issuer_name(name("test ca"))
-        .public_key(ca_key.public_key()).serial_number(1)
-        .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(hours=1))
+        x509.CertificateBuilder()
+        .subject_name(name("test ca"))
+        .issuer_name(name("test ca"))
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                       critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(2)
-        .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     ca_file, cert_file, key_file = d / "ca.pem", d / "server.pem", d / "server.key"
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return ca_file, cert_file, key_file
 
 

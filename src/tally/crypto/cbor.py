@@ -89,7 +89,7 @@ def _enc(obj: Any, out: list[bytes]) -> None:
         for item in obj:
             _enc(item, out)
     elif isinstance(obj, Mapping):
-        items = sorted((encode(k), v) for k, v in obj.items())
+        items = sorted(((encode(k), v) for k, v in obj.items()), key=lambda kv: kv[0])
         for i in range(1, len(items)):
             if items[i][0] == items[i - 1][0]:
                 raise ValueError("duplicate map key")

@@ -145,7 +145,7 @@ class EdgeGateway:
                 {"id": "offline", "type": "offline", "timeout_ms": self.config.heartbeat_timeout_ms}
             )
         try:
-            from tally.edge.rules import RuleEngine  # type: ignore[attr-defined]
+            from tally.edge.rules import RuleEngine
         except ImportError as exc:
             if self.config.rules:
                 raise EdgeError(
