@@ -8,7 +8,7 @@ A bundle is deterministic CBOR (itself unsigned: every part inside is signed)::
      "size": uint,              ; the batch's leaf count (= header "n")
      "path": [bstr],            ; RFC 9162 inclusion proof, leaf to root
      "header": bstr,            ; the edge-signed batch header (COSE_Sign1)
-     "registrations": [bstr],   ; signed registrations of the item's signer and of the edge
+     "registrations": [bstr],   ; signed registrations of the item's signer, the edge and the cloud
      "anchors": {tstr => bstr}, ; organisation root keys the registrations chain to
      ? "receipt": bstr}         ; the cloud's signed receipt for the batch, when stored
 
