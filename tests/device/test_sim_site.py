@@ -29,7 +29,7 @@ from tally.device.sim.incidents import (
     make_incident,
 )
 
-OFFSET = 60
+OFFSET = 480
 NOON = local_ms(2024, 3, 12, 12, 0, OFFSET)  # a Tuesday
 DAY_MS = 86_400_000
 

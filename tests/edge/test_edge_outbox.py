@@ -27,8 +27,9 @@ def _header(cose: bytes) -> EF.BatchHeader:
     return EF.decode_batch_header(parse_sign1(cose).payload)
 
 
-def test_batch_root_is_the_merkle_root_and_headers_chain(tmp_path: Path) -> None:
-    w = make_world()
+@pytest.mark.parametrize("suite", ["intl", "gm"])
+def test_batch_root_is_the_merkle_root_and_headers_chain(tmp_path: Path, suite: str) -> None:
+    w = make_world(suite)
     clock = Clock()
     p, ob = make_pipeline(w, tmp_path / "o.db", clock)
     dev = w.device("dev-1")
@@ -36,12 +37,12 @@ def test_batch_root_is_the_merkle_root_and_headers_chain(tmp_path: Path) -> None
     b = Batcher(ob, w.signer(), max_items=5)
     sealed = b.seal(clock.now)
     assert [s.n for s in sealed] == [5, 5, 2]
-    hasher = Hasher.for_name("sha256")
+    hasher = Hasher.for_name(w.edge_key.suite.hash_name)
     prev = b""
     for s in sealed:
         items = ob.batch_items(s.ctr)
         h = _header(s.header)
-        assert (h.edge, h.site, h.suite, h.ctr, h.n) == (EDGE, SITE, "intl", s.ctr, len(items))
+        assert (h.edge, h.site, h.suite, h.ctr, h.n) == (EDGE, SITE, suite, s.ctr, len(items))
         assert h.root == root(hasher, [hasher.hash_leaf(c) for c in items])
         assert h.prev == prev and h.t1 == clock.now
         parse_sign1(s.header, content_type="application/tally.batch+cbor").verify(w.edge_key.public)

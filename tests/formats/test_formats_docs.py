@@ -14,15 +14,28 @@ HEX_IN_DOC = re.sub(r"\s+", "", DOC)
 FORMATS = ROOT / "tests" / "vectors" / "formats"
 
 SHOWN = [
-    ("intl-trust", "cbor"), ("intl-registration-lc-03", "cose"), ("intl-revocation", "cose"),
-    ("intl-reading-41", "cose"), ("intl-reading-41", "payload"), ("intl-reading-41", "protected"),
-    ("intl-reading-41", "sig_structure"), ("intl-reading-41", "signature"),
-    ("intl-reading-41", "hash"), ("intl-event", "cose"), ("intl-gap", "cose"),
-    ("intl-summary", "cose"), ("intl-batch-header", "cose"), ("intl-upload", "cbor"),
-    ("intl-receipt", "cose"), ("intl-bundle", "cbor"), ("intl-bundle", "leaf_hash"),
-    ("intl-bundle", "root"), ("intl-keyfile", "cbor"), ("gm-reading-41", "sig_structure"),
+    ("intl-trust", "cbor"),
+    ("intl-registration-lc-03", "cose"),
+    ("intl-revocation", "cose"),
+    ("intl-reading-41", "cose"),
+    ("intl-reading-41", "payload"),
+    ("intl-reading-41", "protected"),
+    ("intl-reading-41", "sig_structure"),
+    ("intl-reading-41", "signature"),
+    ("intl-reading-41", "hash"),
+    ("intl-event", "cose"),
+    ("intl-gap", "cose"),
+    ("intl-summary", "cose"),
+    ("intl-batch-header", "cose"),
+    ("intl-upload", "cbor"),
+    ("intl-receipt", "cose"),
+    ("intl-bundle", "cbor"),
+    ("intl-bundle", "leaf_hash"),
+    ("intl-bundle", "root"),
+    ("intl-keyfile", "cbor"),
+    ("gm-reading-41", "sig_structure"),
     ("gm-reading-41", "signature"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("name", "field"), SHOWN)

@@ -75,9 +75,24 @@ def _load(name: str) -> dict[str, Any]:
 def test_formats_vectors_cover_every_format_in_both_suites() -> None:
     names = {p.stem for p in FORMATS.glob("*.json")}
     for suite in ("intl", "gm"):
-        for obj in ("trust", "registration-lc-03", "registration-edge-1", "registration-cloud-1",
-                    "revocation", "reading-41", "heartbeat", "reading-edge-signed-1", "event",
-                    "gap", "summary", "batch-header", "upload", "receipt", "bundle", "keyfile"):  # fmt: skip
+        for obj in (
+            "trust",
+            "registration-lc-03",
+            "registration-edge-1",
+            "registration-cloud-1",
+            "revocation",
+            "reading-41",
+            "heartbeat",
+            "reading-edge-signed-1",
+            "event",
+            "gap",
+            "summary",
+            "batch-header",
+            "upload",
+            "receipt",
+            "bundle",
+            "keyfile",
+        ):
             assert f"{suite}-{obj}" in names
     assert "cbor-deterministic" in names
 
@@ -112,14 +127,18 @@ def test_formats_unsigned_vectors(suite: str) -> None:
     assert header.hex() == _load(f"{suite}-batch-header.json")["cose"] and len(items) == 9
     kf = _load(f"{suite}-keyfile.json")
     key = open_key(bytes.fromhex(kf["cbor"]), kf["passphrase"])
-    assert key.public.raw.hex() == kf["public"] == _load(f"{suite}-registration-edge-1.json")[
-        "decoded"]["pub"]["hex"]  # fmt: skip
+    assert (
+        key.public.raw.hex()
+        == kf["public"]
+        == _load(f"{suite}-registration-edge-1.json")["decoded"]["pub"]["hex"]
+    )
     bv = _load(f"{suite}-bundle.json")
     b = decode_bundle(bytes.fromhex(bv["cbor"]))
     hasher = Hasher.for_name(get_suite(suite).hash_name)
     assert hasher.hash_leaf(b.item).hex() == bv["leaf_hash"]
-    verify_inclusion(hasher, b.index, b.size, hasher.hash_leaf(b.item), b.path,
-                     bytes.fromhex(bv["root"]))  # fmt: skip
+    verify_inclusion(
+        hasher, b.index, b.size, hasher.hash_leaf(b.item), b.path, bytes.fromhex(bv["root"])
+    )
     for v in (trust, up, kf, bv):
         assert cbor.decode(bytes.fromhex(v["cbor"])) == gen.from_jsonable(v["decoded"])
 

@@ -37,15 +37,17 @@ def _key(name: str) -> SigningKey:
 def _small_bundle() -> tuple[bytes, Trust]:
     """One edge event in a one-leaf batch: the smallest complete bundle (empty path)."""
     acme, edge = _key("acme"), _key("edge-1")
-    reg = Registration("edge", "edge-1", "acme", "site-1", "", "intl", edge.public.raw,
-                       Assurance.DEVICE, T0)  # fmt: skip
+    reg = Registration(
+        "edge", "edge-1", "acme", "site-1", "", "intl", edge.public.raw, Assurance.DEVICE, T0
+    )
     ev = Event("edge-1", "site-1", 0, "r", "k", "info", T0, (), (), ())
     item = sign_object(edge, F.CTY_EVENT, "edge-1", ev.to_cbor())
     root = SHA256.hash_leaf(item)
     hdr = BatchHeader("edge-1", "site-1", "intl", 0, b"", T0, T0, 1, root)
     header = sign_object(edge, F.CTY_BATCH, "edge-1", hdr.to_cbor())
-    data = Bundle("intl", item, 0, 1, (), header, (sign_registration(acme, reg),),
-                  {"acme": acme.public.raw}).encode()  # fmt: skip
+    data = Bundle(
+        "intl", item, 0, 1, (), header, (sign_registration(acme, reg),), {"acme": acme.public.raw}
+    ).encode()
     return data, Trust(INTL, {"acme": acme.public})
 
 

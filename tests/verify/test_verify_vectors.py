@@ -72,9 +72,19 @@ def test_verify_vector_manifests_name_every_bundle_file() -> None:
 
 def test_verify_vector_manifest_covers_each_failure_kind() -> None:
     files = {c["file"].split("/")[1] for _, c in _cases() if not c["valid"]}
-    for kind in ("flip-item-bit", "flip-path-bit", "flip-header-bit", "flip-signature-bit",
-                 "wrong-index", "wrong-size", "swapped-registration", "unknown-org",
-                 "trailing-bytes", "wrong-suite", "truncated"):  # fmt: skip
+    for kind in (
+        "flip-item-bit",
+        "flip-path-bit",
+        "flip-header-bit",
+        "flip-signature-bit",
+        "wrong-index",
+        "wrong-size",
+        "swapped-registration",
+        "unknown-org",
+        "trailing-bytes",
+        "wrong-suite",
+        "truncated",
+    ):
         assert f"{kind}.cbor" in files
 
 
@@ -95,3 +105,9 @@ def test_verify_vector_gm_files_are_committed_not_regenerated() -> None:
     trust = load_trust(BUNDLES / "gm" / "trust.cbor")
     assert fresh["bundles/gm/trust.cbor"] == (BUNDLES / "gm" / "trust.cbor").read_bytes()
     assert verify_bundle(fresh["bundles/gm/valid-reading.cbor"], trust).ok
+
+
+def test_verify_vector_readme_names_every_bundle() -> None:
+    readme = (BUNDLES / "README.md").read_text()
+    for _, case in _cases():
+        assert f"`{case['file']}`" in readme

@@ -55,8 +55,17 @@ TRUST = Trust(INTL, {"acme": key("acme").public})
 
 
 def reg(id_: str, kind: str = "device", level: Assurance = Assurance.DEVICE, **kw: Any) -> bytes:
-    fields: dict[str, Any] = dict(kind=kind, id=id_, org="acme", site="site-1", profile="",
-                                  suite="intl", pub=key(id_).public.raw, assurance=level, t=T0)  # fmt: skip
+    fields: dict[str, Any] = dict(
+        kind=kind,
+        id=id_,
+        org="acme",
+        site="site-1",
+        profile="",
+        suite="intl",
+        pub=key(id_).public.raw,
+        assurance=level,
+        t=T0,
+    )
     fields.update(kw)
     return sign_registration(key(fields["org"]), Registration(**fields))
 
@@ -66,9 +75,16 @@ def batch_bundle(items: list[bytes], index: int, regs: list[bytes], **over: Any)
     tree.extend(items)
     hdr = BatchHeader("edge-1", "site-1", "intl", 0, b"", T0, T0 + 1000, tree.size, tree.root())
     header = sign_object(key("edge-1"), F.CTY_BATCH, "edge-1", hdr.to_cbor())
-    fields: dict[str, Any] = dict(suite="intl", item=items[index], index=index, size=tree.size,
-                                  path=tuple(tree.inclusion_proof(index, tree.size)),
-                                  header=header, registrations=tuple(regs), anchors={})  # fmt: skip
+    fields: dict[str, Any] = dict(
+        suite="intl",
+        item=items[index],
+        index=index,
+        size=tree.size,
+        path=tuple(tree.inclusion_proof(index, tree.size)),
+        header=header,
+        registrations=tuple(regs),
+        anchors={},
+    )
     fields.update(over)
     return Bundle(**fields).encode()
 
@@ -86,12 +102,25 @@ def test_verify_valid_reading_runs_every_step_in_order() -> None:
     v = verify_bundle(data, gen.build_scenario(INTL).trust)
     assert v.ok and v.reason == "valid"
     assert [s.name for s in v.steps] == [
-        "bundle", "suite", "anchors", "registration of 'site-1/lc-03'",
-        "registration of 'edge-1'", "registration of 'cloud-1'", "batch header", "item",
-        "item signature", "device site", "inclusion proof", "receipt",
-    ]  # fmt: skip
+        "bundle",
+        "suite",
+        "anchors",
+        "registration of 'site-1/lc-03'",
+        "registration of 'edge-1'",
+        "registration of 'cloud-1'",
+        "batch header",
+        "item",
+        "item signature",
+        "device site",
+        "inclusion proof",
+        "receipt",
+    ]
     assert (v.item_kind, v.signer, v.device, v.assurance) == (
-        "reading", "site-1/lc-03", "site-1/lc-03", "device")  # fmt: skip
+        "reading",
+        "site-1/lc-03",
+        "site-1/lc-03",
+        "device",
+    )
     assert (v.boot, v.ctr, v.edge, v.batch, v.index, v.size) == (0, 41, "edge-1", 12, 1, 9)
     assert v.receipt_cloud == "cloud-1" and v.anchors == ("acme", "bank") and v.anchors_pinned
     js = v.to_json()
@@ -128,16 +157,32 @@ def test_verify_manual_reading_is_signed_by_the_organisation() -> None:
 @pytest.mark.parametrize(
     ("signer", "kid", "level", "reason"),
     [
-        ("edge-1", "edge-1", Assurance.DEVICE,
-         "item: reading of 'site-1/lc-03' signed by 'edge-1'; assurance device requires"),
-        ("site-1/lc-03", "site-1/lc-03", Assurance.EDGE,
-         "item: signing edge 'site-1/lc-03' has no registration in the bundle"),
-        ("acme", "bank", Assurance.MANUAL,
-         "item: manual reading of 'site-1/lc-03' signed by 'bank', not by its organisation"),
-        ("site-1/lc-09", "site-1/lc-03", Assurance.DEVICE,
-         "item signature: signature does not verify (signer 'site-1/lc-03', alg -8)"),
+        (
+            "edge-1",
+            "edge-1",
+            Assurance.DEVICE,
+            "item: reading of 'site-1/lc-03' signed by 'edge-1'; assurance device requires",
+        ),
+        (
+            "site-1/lc-03",
+            "site-1/lc-03",
+            Assurance.EDGE,
+            "item: signing edge 'site-1/lc-03' has no registration in the bundle",
+        ),
+        (
+            "acme",
+            "bank",
+            Assurance.MANUAL,
+            "item: manual reading of 'site-1/lc-03' signed by 'bank', not by its organisation",
+        ),
+        (
+            "site-1/lc-09",
+            "site-1/lc-03",
+            Assurance.DEVICE,
+            "item signature: signature does not verify (signer 'site-1/lc-03', alg -8)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_verify_reading_signer_must_match_assurance(
     signer: str, kid: str, level: Assurance, reason: str
 ) -> None:
@@ -192,9 +237,21 @@ def test_verify_a_decoder_flaw_becomes_an_invalid_verdict() -> None:
     # must answer with a verdict naming the item, never an exception.
     from tally.crypto import cbor
 
-    payload = cbor.encode({"v": 1, "edge": "edge-1", "site": "site-1", "seq": 1, "rule": "r",
-                           "kind": "k", "sev": "info", "t": T0, "devs": [], "refs": [],
-                           "detail": {1: 1, "a": 2}})  # fmt: skip
+    payload = cbor.encode(
+        {
+            "v": 1,
+            "edge": "edge-1",
+            "site": "site-1",
+            "seq": 1,
+            "rule": "r",
+            "kind": "k",
+            "sev": "info",
+            "t": T0,
+            "devs": [],
+            "refs": [],
+            "detail": {1: 1, "a": 2},
+        }
+    )
     item = sign_object(key("edge-1"), F.CTY_EVENT, "edge-1", payload)
     v = verify_bundle(batch_bundle([item], 0, [EDGE]), TRUST)
     assert not v.ok and v.reason.startswith("item: ")

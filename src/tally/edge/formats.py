@@ -106,6 +106,8 @@ def decode_event(payload: bytes) -> Event:
     if not all(isinstance(d, str) for d in devs) or not all(isinstance(r, bytes) for r in refs):
         raise DecodeError(where, "devs must be text and refs byte strings")
     detail = F.field(obj, "detail", dict, where)
+    if not all(isinstance(k, str) for k in detail):
+        raise DecodeError(where, "detail keys must be text")
     return Event(
         edge=F.field(obj, "edge", str, where),
         site=F.field(obj, "site", str, where),
@@ -202,9 +204,15 @@ def decode_summary(payload: bytes) -> Summary:
     obj = F.check_keys(cbor.decode(payload, where=where), keys, set(), where)
     stats = []
     for s in F.field(obj, "stats", (list, tuple), where):
-        if not isinstance(s, list | tuple) or len(s) != 5:
+        if (
+            not isinstance(s, list | tuple)
+            or len(s) != 5
+            or not isinstance(s[0], str)
+            or not isinstance(s[4], str)
+            or not all(isinstance(x, Decimal | int) and not isinstance(x, bool) for x in s[1:4])
+        ):
             raise DecodeError(where, "each stat must be [quantity, min, max, sum, unit]")
-        stats.append((str(s[0]), Decimal(s[1]), Decimal(s[2]), Decimal(s[3]), str(s[4])))
+        stats.append((s[0], Decimal(s[1]), Decimal(s[2]), Decimal(s[3]), s[4]))
     return Summary(
         edge=F.field(obj, "edge", str, where),
         dev=F.field(obj, "dev", str, where),

@@ -175,6 +175,9 @@ class EdgeGateway:
                     task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
+                except Exception:
+                    self.internal_errors += 1
+                    log.exception("edge task %s failed", task.get_name())
             self._tasks = []
         if self._opened:
             try:

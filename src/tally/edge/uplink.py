@@ -187,7 +187,7 @@ class Uplink:
                         f"HTTP {exc.status}: {reason}".strip(),
                         self.clock() + self.refused_retry_ms,
                     )
-                except (httpx.HTTPError, ReceiptError, _Transient, OSError) as exc:
+                except Exception as exc:  # no answer, 5xx, bad receipt, outbox trouble
                     self.failures += 1
                     self.last_error = str(exc) or type(exc).__name__
                     delay = self._delay()

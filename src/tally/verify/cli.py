@@ -2,8 +2,8 @@
 
 Prints ONE line on standard output and returns the exit code:
 
-* ``VALID reading site-1/lc-03 boot 0 ctr 41 (assurance device) in batch edge-1#12 — anchors: acme (pinned)``
-  and exit code 0;
+* ``VALID reading site-1/lc-03 boot 0 ctr 41 (assurance device) in batch edge-1#12
+  — anchors: acme (pinned)`` (on one line) and exit code 0;
 * ``INVALID: <reason>`` and exit code 1;
 * with ``--json``, one JSON object (see :meth:`tally.verify.verdict.Verdict.to_json`, plus
   ``"trust"``: the trust file used or null) instead, same exit codes;

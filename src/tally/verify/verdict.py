@@ -5,9 +5,11 @@ there and ``reason`` is ``"<step name>: <detail>"`` of that step, e.g.::
 
     inclusion proof: root mismatch: header root 3f2a07c1…, calculated 9b1c44d0…
 
-:meth:`Verdict.line` renders the one-line answer of ``tally verify``::
+:meth:`Verdict.line` renders the one-line answer of ``tally verify`` (shown here on two
+lines for a valid bundle)::
 
-    VALID reading site-1/lc-03 boot 0 ctr 41 (assurance device) in batch edge-1#12 — anchors: acme (pinned)
+    VALID reading site-1/lc-03 boot 0 ctr 41 (assurance device) in batch edge-1#12
+      — anchors: acme (pinned)
     INVALID: item signature: signature does not verify (signer 'site-1/lc-03', alg -8)
 """
 

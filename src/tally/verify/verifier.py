@@ -31,7 +31,7 @@ gives every reason string):
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from tally import formats as F
@@ -107,7 +107,8 @@ def _describe(exc: BaseException, own: tuple[str, ...]) -> str:
     if isinstance(exc, _Fail):
         return exc.detail
     if isinstance(exc, RootMismatchError):
-        return f"root mismatch: header root {_short(exc.expected)}, calculated {_short(exc.calculated)}"
+        expected, calculated = _short(exc.expected), _short(exc.calculated)
+        return f"root mismatch: header root {expected}, calculated {calculated}"
     if isinstance(exc, DecodeError) and exc.where in own:
         return exc.reason
     if isinstance(exc, CryptoError | MerkleError):
@@ -180,7 +181,9 @@ class _Run:
         with self.step("suite") as d:
             suite = get_suite(b.suite)
             if self.trust is not None and self.trust.suite is not suite:
-                raise _Fail(f"bundle suite {suite.name!r}, trust file suite {self.trust.suite.name!r}")
+                raise _Fail(
+                    f"bundle suite {suite.name!r}, trust file suite {self.trust.suite.name!r}"
+                )
             parts = [("item", b.item), ("batch header", b.header)]
             if b.receipt is not None:
                 parts.append(("receipt", b.receipt))
@@ -233,10 +236,8 @@ class _Run:
             reg = verify_registration(raw, self.anchors)
         except Exception as exc:
             name = f"registration #{i}"
-            try:  # name the subject if the bytes say who it is (no trust placed in this)
+            with suppress(Exception):  # name the subject if the bytes say who (not trusted)
                 name = f"registration of {decode_registration(parse_sign1(raw).payload).id!r}"
-            except Exception:
-                pass
             with self.step(name, "registration"):
                 raise exc
         with self.step(f"registration of {reg.id!r}", "registration") as d:
@@ -248,8 +249,7 @@ class _Run:
                 raise _Fail(f"{reg.kind} {reg.id!r} is registered without a public key")
             self.regs[(reg.kind, reg.id)] = reg
             d.text = (
-                f"{reg.kind} at site {reg.site!r}, org {reg.org!r},"
-                f" assurance {reg.assurance.label}"
+                f"{reg.kind} at site {reg.site!r}, org {reg.org!r}, assurance {reg.assurance.label}"
             )
 
     def _key_of(self, kind: str, kid: str, what: str) -> tuple[Registration, VerifyKey]:
@@ -303,7 +303,9 @@ class _Run:
                 dev_reg, key = self._reading_signer(item, msg.kid)
                 self.v.device, self.v.boot, self.v.ctr = item.dev, item.boot, item.ctr
                 self.v.assurance = dev_reg.assurance.label
-                d.text = f"{kind} of {item.dev!r}, signer {msg.kid!r} (assurance {self.v.assurance})"
+                d.text = (
+                    f"{kind} of {item.dev!r}, signer {msg.kid!r} (assurance {self.v.assurance})"
+                )
             else:
                 item = self._edge_object(kind, msg.payload, msg.kid, h)
                 _, key = self._key_of("edge", msg.kid, "edge")
@@ -435,4 +437,3 @@ def verify_bundle(
     v.reason = "valid"
     v.anchors = tuple(sorted(run.used_orgs))
     return v
-

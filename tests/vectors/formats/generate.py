@@ -187,9 +187,17 @@ class Scenario:
 
 
 def registration(
-    sc: Scenario, kind: str, id_: str, org: str, site: str, profile: str, level: Assurance,
-    with_key: bool = True, signer: str | None = None, t: int = T0 - 86_400_000,
-) -> bytes:  # fmt: skip
+    sc: Scenario,
+    kind: str,
+    id_: str,
+    org: str,
+    site: str,
+    profile: str,
+    level: Assurance,
+    with_key: bool = True,
+    signer: str | None = None,
+    t: int = T0 - 86_400_000,
+) -> bytes:
     pub = sc.key(id_).public.raw if with_key else b""
     reg = Registration(kind, id_, org, site, profile, sc.suite.name, pub, level, t)
     return sign_registration(sc.key(signer or org), reg)
@@ -202,63 +210,128 @@ def build_scenario(suite: Suite) -> Scenario:
     sc.trust = Trust(suite, {o: sc.key(o).public for o in trust_orgs})
 
     reg = sc.regs
-    reg["lc-03"] = registration(sc, "device", "site-1/lc-03", "acme", "site-1", "load_cell",
-                                Assurance.DEVICE)  # fmt: skip
-    reg["scale-07"] = registration(sc, "device", "site-1/scale-07", "acme", "site-1",
-                                   "platform_scale", Assurance.EDGE, with_key=False)  # fmt: skip
+    reg["lc-03"] = registration(
+        sc, "device", "site-1/lc-03", "acme", "site-1", "load_cell", Assurance.DEVICE
+    )
+    reg["scale-07"] = registration(
+        sc,
+        "device",
+        "site-1/scale-07",
+        "acme",
+        "site-1",
+        "platform_scale",
+        Assurance.EDGE,
+        with_key=False,
+    )
     reg["edge-1"] = registration(sc, "edge", "edge-1", "acme", "site-1", "", Assurance.DEVICE)
     reg["cloud-1"] = registration(sc, "cloud", "cloud-1", "bank", "", "", Assurance.DEVICE)
-    reg["lc-04"] = registration(sc, "device", "site-1/lc-04", "acme", "site-1", "load_cell",
-                                Assurance.DEVICE)  # fmt: skip
+    reg["lc-04"] = registration(
+        sc, "device", "site-1/lc-04", "acme", "site-1", "load_cell", Assurance.DEVICE
+    )
     for name in ("lc-03", "scale-07", "edge-1", "cloud-1"):
         sc.add(f"registration-{name}", sc.key("bank" if name == "cloud-1" else "acme"), reg[name])
     rev = Revocation("site-1/lc-02", "acme", T0 - 3_600_000, "key compromised")
     sc.add("revocation", sc.key("acme"), sign_revocation(sc.key("acme"), rev))
 
     fw = h(b"tally simulated firmware load_cell 1.4.2")
-    lc = DeviceSigner("site-1/lc-03", sc.key("site-1/lc-03"), fw, boot=0, ctr=40,
-                      prev=h(b"tally test vector: stand-in for envelope 39"))  # fmt: skip
+    lc = DeviceSigner(
+        "site-1/lc-03",
+        sc.key("site-1/lc-03"),
+        fw,
+        boot=0,
+        ctr=40,
+        prev=h(b"tally test vector: stand-in for envelope 39"),
+    )
     sim = (("sim", "1"),)
     for i, kg in enumerate(("1234.5", "1234.5", "1113.25")):
         m = (Measurement("mass", Decimal(kg), "kg"),)
-        sc.add(f"reading-{40 + i}", sc.key("site-1/lc-03"), lc.next(T0 + i * MINUTE, m, sim),
-               in_batch=True)  # fmt: skip
+        sc.add(
+            f"reading-{40 + i}",
+            sc.key("site-1/lc-03"),
+            lc.next(T0 + i * MINUTE, m, sim),
+            in_batch=True,
+        )
     sc.add("heartbeat", sc.key("site-1/lc-03"), lc.next(T0 + 3 * MINUTE, (), sim, True), True)
 
-    scale = DeviceSigner("site-1/scale-07", sc.key("edge-1"), h(b"tally simulated scale 2.0"),
-                         signer="edge-1")  # fmt: skip
+    scale = DeviceSigner(
+        "site-1/scale-07", sc.key("edge-1"), h(b"tally simulated scale 2.0"), signer="edge-1"
+    )
     for i in range(2):
         m = (Measurement("mass", Decimal(20_000 + 250 * i), "kg"),)
-        sc.add(f"reading-edge-signed-{i}", sc.key("edge-1"),
-               scale.next(T0 + i * MINUTE + 500, m, sim), in_batch=True)  # fmt: skip
+        sc.add(
+            f"reading-edge-signed-{i}",
+            sc.key("edge-1"),
+            scale.next(T0 + i * MINUTE + 500, m, sim),
+            in_batch=True,
+        )
 
-    ev = Event("edge-1", "site-1", 3, "load-drop", "weight.drop", "warning", T0 + 2 * MINUTE + 900,
-               ("site-1/lc-03",), (h(sc.signed["reading-42"][1]),),
-               (("drop_kg", Decimal("121.25")), ("window_s", 60)))  # fmt: skip
-    sc.add("event", sc.key("edge-1"), sign_object(sc.key("edge-1"), F.CTY_EVENT, "edge-1",
-                                                  ev.to_cbor()), True)  # fmt: skip
+    ev = Event(
+        "edge-1",
+        "site-1",
+        3,
+        "load-drop",
+        "weight.drop",
+        "warning",
+        T0 + 2 * MINUTE + 900,
+        ("site-1/lc-03",),
+        (h(sc.signed["reading-42"][1]),),
+        (("drop_kg", Decimal("121.25")), ("window_s", 60)),
+    )
+    sc.add(
+        "event",
+        sc.key("edge-1"),
+        sign_object(sc.key("edge-1"), F.CTY_EVENT, "edge-1", ev.to_cbor()),
+        True,
+    )
     gap = Gap("edge-1", "site-1/lc-03", 0, 30, 39, "not received", T0 + 5_000)
-    sc.add("gap", sc.key("edge-1"), sign_object(sc.key("edge-1"), F.CTY_GAP, "edge-1",
-                                                gap.to_cbor()), True)  # fmt: skip
+    sc.add(
+        "gap",
+        sc.key("edge-1"),
+        sign_object(sc.key("edge-1"), F.CTY_GAP, "edge-1", gap.to_cbor()),
+        True,
+    )
 
     th = DeviceSigner("site-1/th-01", sc.key("site-1/th-01"), h(b"tally simulated th 0.9"))
     condensed = Tree(Hasher.for_name(suite.hash_name))
     temps = [Decimal("4.5") + Decimal(i % 3) / 2 for i in range(10)]
     for i, c in enumerate(temps):
         condensed.append(th.next(T0 - 600_000 + i * MINUTE, (Measurement("temp", c, "Cel"),), sim))
-    summ = Summary("edge-1", "site-1/th-01", 0, 0, 9, 10, condensed.root(),
-                   (("temp", min(temps), max(temps), sum(temps, Decimal(0)), "Cel"),),
-                   T0 + 6_000)  # fmt: skip
-    sc.add("summary", sc.key("edge-1"), sign_object(sc.key("edge-1"), F.CTY_SUMMARY, "edge-1",
-                                                    summ.to_cbor()), True)  # fmt: skip
+    summ = Summary(
+        "edge-1",
+        "site-1/th-01",
+        0,
+        0,
+        9,
+        10,
+        condensed.root(),
+        (("temp", min(temps), max(temps), sum(temps, Decimal(0)), "Cel"),),
+        T0 + 6_000,
+    )
+    sc.add(
+        "summary",
+        sc.key("edge-1"),
+        sign_object(sc.key("edge-1"), F.CTY_SUMMARY, "edge-1", summ.to_cbor()),
+        True,
+    )
 
     tree = Tree(Hasher.for_name(suite.hash_name))
     tree.extend(sc.items)
-    hdr = BatchHeader("edge-1", "site-1", suite.name, 12,
-                      h(b"tally test vector: stand-in for batch header 11"), T0, T0 + 5 * MINUTE,
-                      tree.size, tree.root())  # fmt: skip
-    header = sc.add("batch-header", sc.key("edge-1"),
-                    sign_object(sc.key("edge-1"), F.CTY_BATCH, "edge-1", hdr.to_cbor()))  # fmt: skip
+    hdr = BatchHeader(
+        "edge-1",
+        "site-1",
+        suite.name,
+        12,
+        h(b"tally test vector: stand-in for batch header 11"),
+        T0,
+        T0 + 5 * MINUTE,
+        tree.size,
+        tree.root(),
+    )
+    header = sc.add(
+        "batch-header",
+        sc.key("edge-1"),
+        sign_object(sc.key("edge-1"), F.CTY_BATCH, "edge-1", hdr.to_cbor()),
+    )
     sc.tree = tree
     sc.header = header
     sc.receipt = receipt(sc, ctr=12, header_hash=h(header), n=tree.size)
@@ -321,46 +394,80 @@ def bundle_cases(sc: Scenario) -> list[Case]:
     h = sc.suite.hash
     ok = "VALID reading site-1/lc-03 boot 0 ctr 41 (assurance device) in batch edge-1#12"
     cases = [
-        Case(f"{s}/valid-reading.cbor", vb, f"{ok} — anchors: acme, bank (pinned)",
-             note="a device-signed reading with the cloud's receipt"),
-        Case(f"{s}/valid-reading.cbor", vb,
-             f"{ok} — anchors not pinned: acme, bank (taken from the bundle)",
-             trust=False, accept=True, note="the same bundle checked against its own anchors"),
-        Case(f"{s}/valid-reading.cbor", vb, "anchors: no trust anchors pinned", trust=False,
-             note="no trust file and bundled anchors not accepted"),
-        Case(f"{s}/valid-event.cbor",
-             bundle_for(sc, "event", ["edge-1", "cloud-1"], True).encode(),
-             "VALID event edge-1 seq 3 rule load-drop (warning) in batch edge-1#12"
-             " — anchors: acme, bank (pinned)", note="an edge event"),
-    ]  # fmt: skip
+        Case(
+            f"{s}/valid-reading.cbor",
+            vb,
+            f"{ok} — anchors: acme, bank (pinned)",
+            note="a device-signed reading with the cloud's receipt",
+        ),
+        Case(
+            f"{s}/valid-reading.cbor",
+            vb,
+            f"{ok} — anchors not pinned: acme, bank (taken from the bundle)",
+            trust=False,
+            accept=True,
+            note="the same bundle checked against its own anchors",
+        ),
+        Case(
+            f"{s}/valid-reading.cbor",
+            vb,
+            "anchors: no trust anchors pinned",
+            trust=False,
+            note="no trust file and bundled anchors not accepted",
+        ),
+        Case(
+            f"{s}/valid-event.cbor",
+            bundle_for(sc, "event", ["edge-1", "cloud-1"], True).encode(),
+            "VALID event edge-1 seq 3 rule load-drop (warning) in batch edge-1#12"
+            " — anchors: acme, bank (pinned)",
+            note="an edge event",
+        ),
+    ]
     if s == "gm":
         other = test_key(INTL, "site-1/lc-03")
         mixed_item = DeviceSigner("site-1/lc-03", other, b"").next(T0)
         cases += [
-            Case("gm/flip-item-bit.cbor", vb.replace(item, flip_last_of(item, payload[-32:])),
-                 "item signature: signature does not verify (signer 'site-1/lc-03', alg -65601)"),
-            Case("gm/flip-path-bit.cbor",
-                 bundle_for(sc, "reading-41", reading, True,
-                            path=(flip(valid.path[0], 0), *valid.path[1:])).encode(),
-                 "inclusion proof: root mismatch: header root"),
-            Case("gm/wrong-suite.cbor", bundle_for(sc, "reading-41", reading, True,
-                                                   suite="intl").encode(),
-                 "suite: bundle suite 'intl', trust file suite 'gm'"),
-            Case("gm/mixed-suite.cbor", bundle_for(sc, "reading-41", reading, True,
-                                                   item=mixed_item).encode(),
-                 "suite: item is signed with alg -8 (intl), bundle suite 'gm' uses alg -65601"),
-        ]  # fmt: skip
+            Case(
+                "gm/flip-item-bit.cbor",
+                vb.replace(item, flip_last_of(item, payload[-32:])),
+                "item signature: signature does not verify (signer 'site-1/lc-03', alg -65601)",
+            ),
+            Case(
+                "gm/flip-path-bit.cbor",
+                bundle_for(
+                    sc, "reading-41", reading, True, path=(flip(valid.path[0], 0), *valid.path[1:])
+                ).encode(),
+                "inclusion proof: root mismatch: header root",
+            ),
+            Case(
+                "gm/wrong-suite.cbor",
+                bundle_for(sc, "reading-41", reading, True, suite="intl").encode(),
+                "suite: bundle suite 'intl', trust file suite 'gm'",
+            ),
+            Case(
+                "gm/mixed-suite.cbor",
+                bundle_for(sc, "reading-41", reading, True, item=mixed_item).encode(),
+                "suite: item is signed with alg -8 (intl), bundle suite 'gm' uses alg -65601",
+            ),
+        ]
         return cases
 
-    hdr_payload = parse_sign1(sc.header).payload
     root = sc.tree.root()
     sig_item = item[:-1] + bytes((item[-1] ^ 1,))
     mallory = test_key(sc.suite, "mallory")
 
     def reg_variant(**kw: Any) -> bytes:
-        base = dict(kind="device", id="site-1/lc-03", org="acme", site="site-1",
-                    profile="load_cell", suite=s, pub=sc.key("site-1/lc-03").public.raw,
-                    assurance=Assurance.DEVICE, t=T0 - 86_400_000)  # fmt: skip
+        base = dict(
+            kind="device",
+            id="site-1/lc-03",
+            org="acme",
+            site="site-1",
+            profile="load_cell",
+            suite=s,
+            pub=sc.key("site-1/lc-03").public.raw,
+            assurance=Assurance.DEVICE,
+            t=T0 - 86_400_000,
+        )
         signer = kw.pop("_signer", None)
         base.update(kw)
         r = Registration(**base)  # type: ignore[arg-type]
@@ -374,72 +481,143 @@ def bundle_cases(sc: Scenario) -> list[Case]:
 
     anchors_forged = {"acme": mallory.public.raw, "bank": sc.key("bank").public.raw}
     cases += [
-        Case("intl/valid-heartbeat.cbor", bundle_for(sc, "heartbeat", reading, False).encode(),
-             "VALID heartbeat site-1/lc-03 boot 0 ctr 43 (assurance device) in batch edge-1#12"
-             " — anchors: acme (pinned)", note="a heartbeat, no receipt"),
-        Case("intl/valid-edge-signed.cbor",
-             bundle_for(sc, "reading-edge-signed-1", ["scale-07", "edge-1"], False).encode(),
-             "VALID reading site-1/scale-07 boot 0 ctr 1 (assurance edge) in batch edge-1#12"
-             " — anchors: acme (pinned)", note="a device that cannot sign; the edge signs for it"),
-        Case("intl/valid-gap.cbor", bundle_for(sc, "gap", ["edge-1", "cloud-1"], True).encode(),
-             "VALID gap site-1/lc-03 boot 0 ctr 30..39 (certified by edge-1) in batch edge-1#12"
-             " — anchors: acme, bank (pinned)", note="a gap certificate"),
-        Case("intl/valid-summary.cbor", bundle_for(sc, "summary", ["edge-1"], False).encode(),
-             "VALID summary site-1/th-01 boot 0 ctr 0..9 n 10 (condensed by edge-1) in batch"
-             " edge-1#12 — anchors: acme (pinned)", note="a summary, the last leaf (index 8)"),
-        Case("intl/flip-item-bit.cbor", b(item=flip_last_of(item, payload[-32:])),
-             "item signature: signature does not verify (signer 'site-1/lc-03', alg -8)",
-             note="low bit of the last byte of the reading's prev hash flipped"),
-        Case("intl/flip-signature-bit.cbor", b(item=sig_item),
-             "item signature: signature does not verify (signer 'site-1/lc-03', alg -8)",
-             note="low bit of the item's last signature byte flipped"),
-        Case("intl/flip-path-bit.cbor", b(path=(flip(valid.path[0], 0), *valid.path[1:])),
-             "inclusion proof: root mismatch: header root", note="bit 0 of path[0] flipped"),
-        Case("intl/flip-header-bit.cbor", b(header=flip_last_of(sc.header, root)),
-             "batch header: signature does not verify (signer 'edge-1', alg -8)",
-             note="low bit of the last byte of the header's root flipped"),
-        Case("intl/other-reading.cbor", b(item=sc.signed["reading-42"][1]),
-             "inclusion proof: root mismatch: header root",
-             note="a validly signed reading (ctr 42) with the proof of ctr 41"),
-        Case("intl/wrong-index.cbor", b(index=0), "inclusion proof: root mismatch: header root",
-             note="index 0 instead of 1"),
-        Case("intl/index-out-of-range.cbor", b(index=9),
-             "inclusion proof: index 9 out of range for tree size 9"),
+        Case(
+            "intl/valid-heartbeat.cbor",
+            bundle_for(sc, "heartbeat", reading, False).encode(),
+            "VALID heartbeat site-1/lc-03 boot 0 ctr 43 (assurance device) in batch edge-1#12"
+            " — anchors: acme (pinned)",
+            note="a heartbeat, no receipt",
+        ),
+        Case(
+            "intl/valid-edge-signed.cbor",
+            bundle_for(sc, "reading-edge-signed-1", ["scale-07", "edge-1"], False).encode(),
+            "VALID reading site-1/scale-07 boot 0 ctr 1 (assurance edge) in batch edge-1#12"
+            " — anchors: acme (pinned)",
+            note="a device that cannot sign; the edge signs for it",
+        ),
+        Case(
+            "intl/valid-gap.cbor",
+            bundle_for(sc, "gap", ["edge-1", "cloud-1"], True).encode(),
+            "VALID gap site-1/lc-03 boot 0 ctr 30..39 (certified by edge-1) in batch edge-1#12"
+            " — anchors: acme, bank (pinned)",
+            note="a gap certificate",
+        ),
+        Case(
+            "intl/valid-summary.cbor",
+            bundle_for(sc, "summary", ["edge-1"], False).encode(),
+            "VALID summary site-1/th-01 boot 0 ctr 0..9 n 10 (condensed by edge-1) in batch"
+            " edge-1#12 — anchors: acme (pinned)",
+            note="a summary, the last leaf (index 8)",
+        ),
+        Case(
+            "intl/flip-item-bit.cbor",
+            b(item=flip_last_of(item, payload[-32:])),
+            "item signature: signature does not verify (signer 'site-1/lc-03', alg -8)",
+            note="low bit of the last byte of the reading's prev hash flipped",
+        ),
+        Case(
+            "intl/flip-signature-bit.cbor",
+            b(item=sig_item),
+            "item signature: signature does not verify (signer 'site-1/lc-03', alg -8)",
+            note="low bit of the item's last signature byte flipped",
+        ),
+        Case(
+            "intl/flip-path-bit.cbor",
+            b(path=(flip(valid.path[0], 0), *valid.path[1:])),
+            "inclusion proof: root mismatch: header root",
+            note="bit 0 of path[0] flipped",
+        ),
+        Case(
+            "intl/flip-header-bit.cbor",
+            b(header=flip_last_of(sc.header, root)),
+            "batch header: signature does not verify (signer 'edge-1', alg -8)",
+            note="low bit of the last byte of the header's root flipped",
+        ),
+        Case(
+            "intl/other-reading.cbor",
+            b(item=sc.signed["reading-42"][1]),
+            "inclusion proof: root mismatch: header root",
+            note="a validly signed reading (ctr 42) with the proof of ctr 41",
+        ),
+        Case(
+            "intl/wrong-index.cbor",
+            b(index=0),
+            "inclusion proof: root mismatch: header root",
+            note="index 0 instead of 1",
+        ),
+        Case(
+            "intl/index-out-of-range.cbor",
+            b(index=9),
+            "inclusion proof: index 9 out of range for tree size 9",
+        ),
         Case("intl/wrong-size.cbor", b(size=8), "inclusion proof: bundle size 8, header n 9"),
-        Case("intl/short-path.cbor", b(path=valid.path[:-1]),
-             "inclusion proof: wrong proof size 3, want 4"),
-        Case("intl/swapped-registration.cbor", b(**with_regs(sc.regs["lc-04"])),
-             "item: device 'site-1/lc-03' has no registration in the bundle",
-             note="the device's registration replaced by another device's"),
-        Case("intl/rekeyed-registration.cbor",
-             b(**with_regs(reg_variant(pub=sc.key("site-1/lc-03b").public.raw))),
-             "item signature: signature does not verify (signer 'site-1/lc-03', alg -8)",
-             note="a genuine registration of the device with another key"),
-        Case("intl/forged-registration.cbor", b(**with_regs(reg_variant(_signer=mallory))),
-             "registration of 'site-1/lc-03': signature does not verify (signer 'acme', alg -8)",
-             note="registration claiming org acme, signed by another key"),
-        Case("intl/unknown-org.cbor",
-             b(**with_regs(reg_variant(org="mallory", _signer=mallory))),
-             "registration of 'site-1/lc-03': organisation 'mallory' is not a trust anchor"),
-        Case("intl/other-site.cbor", b(**with_regs(reg_variant(site="site-2"))),
-             "device site: device 'site-1/lc-03' is registered at site 'site-2',"
-             " the batch is from site 'site-1'"),
-        Case("intl/no-edge-registration.cbor",
-             b(registrations=(sc.regs["lc-03"], sc.regs["cloud-1"])),
-             "batch header: edge 'edge-1' has no registration in the bundle"),
-        Case("intl/forged-anchor.cbor", b(anchors=anchors_forged),
-             "anchors: bundle anchor 'acme' differs from the trust file's key"),
-        Case("intl/receipt-wrong-ctr.cbor", b(receipt=receipt(sc, 11, h(sc.header), 9)),
-             "receipt: batch ctr 11, header ctr 12"),
-        Case("intl/receipt-wrong-header.cbor", b(receipt=receipt(sc, 12, h(b"other"), 9)),
-             "receipt: header hash mismatch: receipt"),
+        Case(
+            "intl/short-path.cbor",
+            b(path=valid.path[:-1]),
+            "inclusion proof: wrong proof size 3, want 4",
+        ),
+        Case(
+            "intl/swapped-registration.cbor",
+            b(**with_regs(sc.regs["lc-04"])),
+            "item: device 'site-1/lc-03' has no registration in the bundle",
+            note="the device's registration replaced by another device's",
+        ),
+        Case(
+            "intl/rekeyed-registration.cbor",
+            b(**with_regs(reg_variant(pub=sc.key("site-1/lc-03b").public.raw))),
+            "item signature: signature does not verify (signer 'site-1/lc-03', alg -8)",
+            note="a genuine registration of the device with another key",
+        ),
+        Case(
+            "intl/forged-registration.cbor",
+            b(**with_regs(reg_variant(_signer=mallory))),
+            "registration of 'site-1/lc-03': signature does not verify (signer 'acme', alg -8)",
+            note="registration claiming org acme, signed by another key",
+        ),
+        Case(
+            "intl/unknown-org.cbor",
+            b(**with_regs(reg_variant(org="mallory", _signer=mallory))),
+            "registration of 'site-1/lc-03': organisation 'mallory' is not a trust anchor",
+        ),
+        Case(
+            "intl/other-site.cbor",
+            b(**with_regs(reg_variant(site="site-2"))),
+            "device site: device 'site-1/lc-03' is registered at site 'site-2',"
+            " the batch is from site 'site-1'",
+        ),
+        Case(
+            "intl/no-edge-registration.cbor",
+            b(registrations=(sc.regs["lc-03"], sc.regs["cloud-1"])),
+            "batch header: edge 'edge-1' has no registration in the bundle",
+        ),
+        Case(
+            "intl/forged-anchor.cbor",
+            b(anchors=anchors_forged),
+            "anchors: bundle anchor 'acme' differs from the trust file's key",
+        ),
+        Case(
+            "intl/receipt-wrong-ctr.cbor",
+            b(receipt=receipt(sc, 11, h(sc.header), 9)),
+            "receipt: batch ctr 11, header ctr 12",
+        ),
+        Case(
+            "intl/receipt-wrong-header.cbor",
+            b(receipt=receipt(sc, 12, h(b"other"), 9)),
+            "receipt: header hash mismatch: receipt",
+        ),
         Case("intl/trailing-bytes.cbor", vb + b"\x00\x00", "bundle: 2 trailing bytes"),
         Case("intl/truncated.cbor", vb[:-7], "bundle: malformed CBOR"),
-        Case("intl/wrong-suite.cbor", b(suite="gm"),
-             "suite: bundle suite 'gm', trust file suite 'intl'"),
-        Case("intl/unknown-suite.cbor", b(suite="rsa"),
-             "suite: unknown crypto suite or algorithm 'rsa'"),
-    ]  # fmt: skip
+        Case(
+            "intl/wrong-suite.cbor",
+            b(suite="gm"),
+            "suite: bundle suite 'gm', trust file suite 'intl'",
+        ),
+        Case(
+            "intl/unknown-suite.cbor",
+            b(suite="rsa"),
+            "suite: unknown crypto suite or algorithm 'rsa'",
+        ),
+    ]
     return cases
 
 
@@ -490,8 +668,7 @@ def keyfile(suite: Suite, key: SigningKey) -> bytes:
     salt = hashlib.sha256(b"tally test vector salt").digest()[:16]
     nonce = hashlib.sha256(b"tally test vector nonce").digest()[:12]
     n, r, p = 1024, 8, 1
-    kek = hashlib.scrypt(PASSPHRASE.encode(), salt=salt, n=n, r=r, p=p,
-                         dklen=suite.aead_key_size)  # fmt: skip
+    kek = hashlib.scrypt(PASSPHRASE.encode(), salt=salt, n=n, r=r, p=p, dklen=suite.aead_key_size)
     aad = b"tally.key" + key.public.raw
     if suite is INTL:
         ct = nonce + AESGCM(kek).encrypt(nonce, key.secret_bytes(), aad)
@@ -501,8 +678,16 @@ def keyfile(suite: Suite, key: SigningKey) -> bytes:
         body = enc.update(key.secret_bytes()) + enc.finalize()
         ct = nonce + body + enc.tag
     kdf = {"alg": "scrypt", "n": n, "r": r, "p": p, "salt": salt}
-    return cbor.encode({"v": 1, "kind": "tally.key", "suite": suite.name,
-                        "pub": key.public.raw, "kdf": kdf, "ct": ct})  # fmt: skip
+    return cbor.encode(
+        {
+            "v": 1,
+            "kind": "tally.key",
+            "suite": suite.name,
+            "pub": key.public.raw,
+            "kdf": kdf,
+            "ct": ct,
+        }
+    )
 
 
 def unsigned_vector(sc: Scenario, name: str, data: bytes, **extra: Any) -> Any:
@@ -514,42 +699,74 @@ def unsigned_vector(sc: Scenario, name: str, data: bytes, **extra: Any) -> Any:
 
 def format_vectors(sc: Scenario, cases: list[Case]) -> dict[str, Any]:
     s = sc.suite.name
-    names = ["registration-lc-03", "registration-scale-07", "registration-edge-1",
-             "registration-cloud-1", "revocation", "reading-41", "heartbeat",
-             "reading-edge-signed-1", "event", "gap", "summary", "batch-header", "receipt"]  # fmt: skip
+    names = [
+        "registration-lc-03",
+        "registration-scale-07",
+        "registration-edge-1",
+        "registration-cloud-1",
+        "revocation",
+        "reading-41",
+        "heartbeat",
+        "reading-edge-signed-1",
+        "event",
+        "gap",
+        "summary",
+        "batch-header",
+        "receipt",
+    ]
     out: dict[str, Any] = {f"{s}-{n}": signed_vector(sc, n) for n in names}
     trust: Trust = sc.trust
     out[f"{s}-trust"] = unsigned_vector(sc, "trust", trust.to_cbor())
-    out[f"{s}-upload"] = unsigned_vector(
-        sc, "upload", encode_upload(sc.header, sc.items)
-    )
+    out[f"{s}-upload"] = unsigned_vector(sc, "upload", encode_upload(sc.header, sc.items))
     edge = sc.key("edge-1")
     out[f"{s}-keyfile"] = unsigned_vector(
-        sc, "keyfile", keyfile(sc.suite, edge), passphrase=PASSPHRASE,
-        public=edge.public.raw.hex(), note="the key of edge-1; test key, public by design",
-    )  # fmt: skip
+        sc,
+        "keyfile",
+        keyfile(sc.suite, edge),
+        passphrase=PASSPHRASE,
+        public=edge.public.raw.hex(),
+        note="the key of edge-1; test key, public by design",
+    )
     vb = cases[0].data
     bd = decode_bundle(vb)
     hasher = Hasher.for_name(sc.suite.hash_name)
     out[f"{s}-bundle"] = unsigned_vector(
-        sc, "bundle", vb, leaf_hash=hasher.hash_leaf(bd.item).hex(),
-        root=sc.tree.root().hex(), line=cases[0].expect,
-    )  # fmt: skip
+        sc,
+        "bundle",
+        vb,
+        leaf_hash=hasher.hash_leaf(bd.item).hex(),
+        root=sc.tree.root().hex(),
+        line=cases[0].expect,
+    )
     return out
 
 
 def cbor_vectors() -> dict[str, Any]:
     """Suite-independent deterministic CBOR vectors: encodings and rejections."""
     good: list[tuple[str, Any]] = [
-        ("0", 0), ("23", 23), ("24", 24), ("255", 255), ("256", 256), ("65536", 65536),
-        ("-1", -1), ("-25", -25), ("2**32", 1 << 32), ("text", "a/ü"), ("bytes", b"\x01\x02"),
-        ("empty array", []), ("true", True), ("false", False), ("null", None),
-        ("decimal 1234.5", Decimal("1234.5")), ("decimal 1.50 normalised", Decimal("1.50")),
-        ("decimal 100", Decimal("100")), ("decimal -0.001", Decimal("-0.001")),
+        ("0", 0),
+        ("23", 23),
+        ("24", 24),
+        ("255", 255),
+        ("256", 256),
+        ("65536", 65536),
+        ("-1", -1),
+        ("-25", -25),
+        ("2**32", 1 << 32),
+        ("text", "a/ü"),
+        ("bytes", b"\x01\x02"),
+        ("empty array", []),
+        ("true", True),
+        ("false", False),
+        ("null", None),
+        ("decimal 1234.5", Decimal("1234.5")),
+        ("decimal 1.50 normalised", Decimal("1.50")),
+        ("decimal 100", Decimal("100")),
+        ("decimal -0.001", Decimal("-0.001")),
         ("decimal 0.0", Decimal("0.0")),
         ("map keys sorted by encoded bytes", {"t": 1, "m": [], "dev": "d", "boot": 0, 10: 1}),
         ("COSE protected header", {1: -8, 3: F.CTY_READING, 4: b"site-1/lc-03"}),
-    ]  # fmt: skip
+    ]
     bad = [
         ("1817", "not the deterministic encoding", "23 with a 1-byte argument"),
         ("19001f", "not the deterministic encoding", "31 with a 2-byte argument"),
@@ -565,8 +782,9 @@ def cbor_vectors() -> dict[str, Any]:
     return {
         "name": "cbor-deterministic",
         "source": SOURCE,
-        "encode": [{"what": w, "value": jsonable(v), "cbor": cbor.encode(v).hex()}
-                   for w, v in good],  # fmt: skip
+        "encode": [
+            {"what": w, "value": jsonable(v), "cbor": cbor.encode(v).hex()} for w, v in good
+        ],
         "reject": [{"what": w, "cbor": x, "reason": r} for x, r, w in bad],
     }
 

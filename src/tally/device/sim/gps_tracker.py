@@ -28,11 +28,11 @@ M_PER_DEG_LAT = 111_320.0
 LatLon = tuple[float, float]
 
 DEFAULT_ROUTE: tuple[LatLon, ...] = (
-    (51.949600, 4.145300),  # Maasvlakte port
-    (51.922500, 4.479170),  # Rotterdam
-    (51.571900, 4.768300),  # Breda
-    (51.441600, 5.469700),  # Eindhoven
-    (51.370400, 6.172400),  # Venlo
+    (35.990500, 120.207800),  # Qingdao Qianwan port
+    (36.063600, 120.107400),  # Huangdao logistics park
+    (36.285300, 120.033600),  # Jiaozhou
+    (36.383600, 119.755100),  # Gaomi
+    (36.707000, 119.161700),  # Weifang
 )
 
 

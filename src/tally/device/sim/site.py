@@ -50,7 +50,7 @@ class Site:
         site_id: str,
         seed: int | str,
         *,
-        utc_offset_min: int = 60,
+        utc_offset_min: int = 480,
         time_scale: float = DEMO_TIME_SCALE,
         auto_activity: bool = True,
         receipts_per_h: float = 1.0,
@@ -298,7 +298,7 @@ def build_demo_site(
     n_devices: int = 30,
     *,
     site_id: str = "wh-demo",
-    utc_offset_min: int = 60,
+    utc_offset_min: int = 480,
     time_scale: float = DEMO_TIME_SCALE,
     auto_activity: bool = True,
 ) -> Site:
