@@ -13,7 +13,8 @@ Marker incidents are only scheduled here; the layers that sign and publish act o
 
 * ``replayed_messages`` - an old message of the device is sent again (``count`` times);
 * ``forged_signature`` - a message of the device is signed with a wrong key;
-* ``counter_reset`` - the device reboots and its message counter restarts at 0.
+* ``counter_reset`` - the device reboots and its message counter restarts at 0;
+* ``link_loss`` - the device's next ``count`` messages are signed but lost in transit.
 
 A ``duration_ms`` of 0 means "until the end of the run" for the incidents with a duration.
 """
@@ -37,6 +38,7 @@ CLOCK_SKEW = "clock_skew"
 REPLAYED_MESSAGES = "replayed_messages"
 FORGED_SIGNATURE = "forged_signature"
 COUNTER_RESET = "counter_reset"
+LINK_LOSS = "link_loss"
 COOLING_FAILURE = "cooling_failure"
 
 INCIDENT_KINDS: tuple[str, ...] = (
@@ -46,11 +48,12 @@ INCIDENT_KINDS: tuple[str, ...] = (
     REPLAYED_MESSAGES,
     FORGED_SIGNATURE,
     COUNTER_RESET,
+    LINK_LOSS,
 )
 """The incidents every demo run contains, one of each."""
 
 PHYSICAL_KINDS = frozenset({GOODS_REMOVED_AT_NIGHT, DEVICE_UNPLUGGED, CLOCK_SKEW, COOLING_FAILURE})
-MARKER_KINDS = frozenset({REPLAYED_MESSAGES, FORGED_SIGNATURE, COUNTER_RESET})
+MARKER_KINDS = frozenset({REPLAYED_MESSAGES, FORGED_SIGNATURE, COUNTER_RESET, LINK_LOSS})
 ALL_KINDS = PHYSICAL_KINDS | MARKER_KINDS
 
 
@@ -147,6 +150,7 @@ def demo_incidents(
         make_incident(REPLAYED_MESSAGES, pick("rfid_gate", set()), at(65), 0, {"count": "2"}),
         make_incident(FORGED_SIGNATURE, pick("door_tamper", set()), at(80)),
         make_incident(COUNTER_RESET, pick("temp_humidity", set()), at(90)),
+        make_incident(LINK_LOSS, pick("gps_tracker", set()), at(45), 0, {"count": "3"}),
     ]
     if cooling_failure:
         cold = [d for d in site.device_ids("temp_humidity") if site.is_cold_room(d)]

@@ -44,7 +44,7 @@ class MqttSubscriber:
     Give ``site`` (subscribes to ``tally/{site}/+/up``) or an explicit ``topic_filter``.
     ``client_id`` must be fixed and unique per gateway: the broker keeps the session under
     it. ``session_expiry_s`` is how long an MQTT 5 broker keeps the session while the
-    gateway is away. Messages on topics that are not uplink topics, empty ones and ones
+    gateway is away; ``timeout`` bounds the wait for CONNACK and SUBACK. Messages on topics that are not uplink topics, empty ones and ones
     over ``max_bytes`` are refused (counted in :attr:`stats`).
     """
 
@@ -64,6 +64,7 @@ class MqttSubscriber:
         max_bytes: int = MAX_ENVELOPE_BYTES,
         session_expiry_s: int = 7 * 24 * 3600,
         keepalive: int = 30,
+        timeout: float = 10.0,
         backoff_min: float = 0.1,
         backoff_max: float = 10.0,
     ) -> None:
@@ -90,6 +91,7 @@ class MqttSubscriber:
         self._tls = tls_context(tls_ca)
         self._session_expiry_s = session_expiry_s
         self._keepalive = keepalive
+        self._timeout = timeout
         self._backoff_min = backoff_min
         self._backoff_max = backoff_max
         self._task: asyncio.Task[None] | None = None
@@ -143,6 +145,7 @@ class MqttSubscriber:
             clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,
             properties=session_properties(self._session_expiry_s) if v5 else None,
             keepalive=self._keepalive,
+            timeout=self._timeout,
             tls_context=self._tls,
         )
 

@@ -1,0 +1,137 @@
+"""What the demo shows on the terminal: a live view while it runs, a summary at the end.
+
+Headless (or without a terminal), progress goes out as plain log lines instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from tally.edge.service import EdgeService
+    from tally.sim.demo import Demo
+    from tally.sim.fleet import Fleet
+
+
+def _sim_time(t_ms: int, offset_min: int) -> str:
+    import datetime as dt
+
+    tz = dt.timezone(dt.timedelta(minutes=offset_min))
+    return dt.datetime.fromtimestamp(t_ms / 1000, tz).strftime("%H:%M:%S")
+
+
+class Display:
+    def __init__(self, demo: Demo, fleet: Fleet, headless: bool) -> None:
+        self.demo = demo
+        self.fleet = fleet
+        self.console = Console(stderr=False)
+        self.live_view = not headless and sys.stdout.isatty()
+        self.live: Live | None = None
+        self.notes: deque[str] = deque(maxlen=8)
+        self._seen_events: dict[str, int] = {}
+        self._last_line = 0.0
+        from tally.sim.demo import TIME_SCALE, UTC_OFFSET_MIN
+
+        self.scale = TIME_SCALE
+        self.offset = UTC_OFFSET_MIN
+
+    def start(self, cloud_port: int, token: str) -> None:
+        c = self.console
+        c.print(
+            f"[bold]tally demo[/] — site [cyan]{self.demo.site.site_id}[/], "
+            f"{len(self.demo.site.devices) + 1} simulated devices, suite {self.demo.opts.suite}, "
+            f"simulated time ×{self.scale}"
+        )
+        c.print(f"cloud API: http://127.0.0.1:{cloud_port}/v1/health  (read token: {token})")
+        c.print("[dim]all data is simulated (label sim=1)[/]")
+        if self.live_view:
+            self.live = Live(console=c, refresh_per_second=4, transient=False)
+            self.live.start()
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        if not self.live_view:
+            self.console.print(text)
+
+    def _table(self, s: dict[str, Any]) -> Table:
+        t = Table(title="flow", show_header=True, header_style="bold")
+        t.add_column("stage")
+        t.add_column("count", justify="right")
+        t.add_row("produced by devices (signed)", str(self.fleet.produced_total))
+        t.add_row("lost in transit (radio)", str(len(self.fleet.lost)))
+        t.add_row("injected by attackers", str(sum(self.fleet.injected.values())))
+        t.add_row("received at edge", str(s["received"]))
+        t.add_row("accepted", str(s["accepted"]))
+        t.add_row("gaps certified (readings)", str(s["gaps_certified"]))
+        t.add_row(
+            "batches sealed / acked by cloud", f"{s['batches_sealed']} / {s['batches_acked']}"
+        )
+        return t
+
+    def _side(self, s: dict[str, Any]) -> Table:
+        t = Table(title="rejected and detected", show_header=True, header_style="bold")
+        t.add_column("what")
+        t.add_column("count", justify="right")
+        for k, v in sorted(s["rejected"].items()):
+            t.add_row(f"[red]rejected[/] {k}", str(v))
+        for k, v in sorted(s["events"].items()):
+            t.add_row(f"[yellow]event[/] {k}", str(v))
+        return t
+
+    def update(self, edge: EdgeService) -> None:
+        s = edge.gateway.stats()
+        for rule, n in s["events"].items():
+            if n > self._seen_events.get(rule, 0):
+                self.note(f"{_sim_time(self.demo.clock(), self.offset)}  edge event: {rule} (×{n})")
+            self._seen_events[rule] = n
+        now = self.demo.clock()
+        if self.live is not None:
+            head = f"simulated local time {_sim_time(now, self.offset)}"
+            grid = Table.grid(expand=True)
+            grid.add_row(self._table(s), self._side(s))
+            body = Group(grid, Panel("\n".join(self.notes) or "—", title="what the edge saw"))
+            self.live.update(Panel(body, title=head))
+        elif now - self._last_line >= 600_000:  # a line per 10 simulated minutes
+            self._last_line = now
+            self.console.print(
+                f"{_sim_time(now, self.offset)}  produced {self.fleet.produced_total}  "
+                f"accepted {s['accepted']}  batches acked {s['batches_acked']}  "
+                f"rejected {sum(s['rejected'].values())}"
+            )
+
+    def finish(self, report: dict[str, Any]) -> None:
+        self.stop()
+        keys = (
+            "readings_produced",
+            "heartbeats_produced",
+            "envelopes_stored",
+            "gaps_certified",
+            "unaccounted",
+            "duplicates_stored",
+            "rejected",
+            "events",
+        )
+        t = Table(title="report", show_header=False)
+        for k in keys:
+            v = report[k]
+            t.add_row(k, json.dumps(v) if isinstance(v, dict) else str(v))
+        for b in report.get("bundles", []):
+            t.add_row(f"bundle: {b['incident']}", str(b.get("bundle")))
+        self.console.print(t)
+        verdict = "every produced envelope is stored or certified missing"
+        if report["unaccounted"] or report["duplicates_stored"]:
+            verdict = "[red]some envelopes are unaccounted for[/]"
+        self.console.print(verdict)
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
