@@ -19,6 +19,14 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks: print JSON measured side by side in one run.")
 app.add_typer(bench_app, name="bench")
+keys_app = typer.Typer(help="Encrypted key files (passphrase from TALLY_KEY_PASSPHRASE).")
+app.add_typer(keys_app, name="keys")
+trust_app = typer.Typer(help="The trust file: organisations' root public keys.")
+app.add_typer(trust_app, name="trust")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML file; TALLY_* variables override it.")
+]
 
 
 @app.command()
@@ -141,12 +149,136 @@ def bench_latency(
     raise typer.Exit(run_latency_bench(devices, seconds, mqtt_host, mqtt_port, json_out))
 
 
+@app.command()
+def cloud(config_file: ConfigOpt = None) -> None:
+    """Run the cloud service ([cloud] section) until interrupted."""
+    import asyncio
+    import contextlib
+
+    from tally import config
+    from tally.cloud.config import load_settings
+    from tally.cloud.keys import load_identity
+    from tally.cloud.server import serve_forever
+
+    data = config.load(config_file)
+    settings = load_settings(data, str(config_file or "environment"))
+    identity = load_identity(settings, config.passphrase())
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(settings, identity))
+
+
+@app.command()
+def edge(config_file: ConfigOpt = None) -> None:
+    """Run an edge gateway ([edge] section) and its adapters until interrupted."""
+    import asyncio
+    import contextlib
+    import signal
+
+    from tally import config
+    from tally.edge.config import load_edge_config
+    from tally.edge.gateway import EdgeGateway
+    from tally.edge.service import EdgeService
+
+    cfg = load_edge_config(config.load(config_file), str(config_file or "environment"))
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        service = EdgeService(EdgeGateway(cfg))
+        await service.start()
+        print(f"tally edge {cfg.id} at site {cfg.site}: running (Ctrl-C stops)", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await service.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(go())
+
+
+@keys_app.command("new")
+def keys_new(
+    path: Annotated[Path, typer.Argument(help="Where to write the encrypted key file.")],
+    suite: Annotated[str, typer.Option(help="intl or gm.")] = "intl",
+) -> None:
+    """Create a key pair; print the public key (hex)."""
+    from tally.deploy import new_key
+
+    pub = new_key(path, suite)
+    print(f"{pub.suite.name} {pub.raw.hex()}")
+
+
+@keys_app.command("show")
+def keys_show(path: Annotated[Path, typer.Argument(help="An encrypted key file.")]) -> None:
+    """Print a key file's public key (hex); never the private key."""
+    from tally.deploy import public_key
+
+    pub = public_key(path)
+    print(f"{pub.suite.name} {pub.raw.hex()}")
+
+
+@trust_app.command("add")
+def trust_add(
+    trust_file: Annotated[Path, typer.Argument(help="The trust file (created if missing).")],
+    org: Annotated[str, typer.Argument(help="Organisation id.")],
+    key: Annotated[Path, typer.Argument(help="The organisation's root key file.")],
+) -> None:
+    """Add an organisation's root public key to a trust file."""
+    from tally.deploy import trust_add as add
+
+    trust = add(trust_file, org, key)
+    print(f"{trust_file}: {', '.join(sorted(trust.orgs))} ({trust.suite.name})")
+
+
+@app.command()
+def register(
+    kind: Annotated[str, typer.Argument(help="device, edge or cloud.")],
+    subject: Annotated[str, typer.Argument(help="Its id.")],
+    org: Annotated[str, typer.Option(help="The owning organisation (signs).")],
+    org_key: Annotated[Path, typer.Option(help="The organisation's root key file.")],
+    out: Annotated[Path, typer.Option(help="Directory of registrations.")],
+    key: Annotated[Path | None, typer.Option(help="The subject's key file.")] = None,
+    site: Annotated[str, typer.Option(help="Site id.")] = "",
+    profile: Annotated[str, typer.Option(help="Sensor profile (devices).")] = "",
+    assurance: Annotated[
+        str, typer.Option(help="device (signs itself), edge (the edge signs for it), manual.")
+    ] = "device",
+) -> None:
+    """Sign a registration of a device, edge or cloud by its organisation."""
+    from tally.deploy import register as reg
+
+    path = reg(
+        kind,
+        subject,
+        org,
+        org_key,
+        out,
+        site=site,
+        profile=profile,
+        subject_key_path=key,
+        assurance=assurance,
+    )
+    print(path)
+
+
 def main() -> None:
     try:
         app()
     except ConfigError as exc:
         print(f"tally: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Exception as exc:
+        from tally.cloud.keys import IdentityError
+        from tally.crypto import CryptoError
+        from tally.deploy import DeployError
+        from tally.edge.errors import EdgeError
+
+        if isinstance(exc, CryptoError | DeployError | IdentityError | EdgeError | OSError):
+            print(f"tally: {exc}", file=sys.stderr)
+            sys.exit(2)
+        raise
 
 
 if __name__ == "__main__":

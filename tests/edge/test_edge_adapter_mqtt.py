@@ -159,9 +159,7 @@ async def test_bulk_publish_many_devices_over_one_connection(site: str) -> None:
     gw = f"gw-{site}-bulk"
     n_dev, per_dev = 200, 2
     items = [
-        (site, f"d{k:04d}", env)
-        for k in range(n_dev)
-        for env in envelopes(f"d{k:04d}", per_dev)
+        (site, f"d{k:04d}", env) for k in range(n_dev) for env in envelopes(f"d{k:04d}", per_dev)
     ]
     try:
         async with MqttSubscriber(*MOSQUITTO, gw, inbox, site=site, version="5") as sub:
@@ -175,12 +173,12 @@ async def test_bulk_publish_many_devices_over_one_connection(site: str) -> None:
         await purge_session(MOSQUITTO[1], gw, "5")
 
 
-async def test_round_trip_through_embedded_broker(
-    site: str, amqtt_broker: EmbeddedBroker
-) -> None:
+async def test_round_trip_through_embedded_broker(site: str, amqtt_broker: EmbeddedBroker) -> None:
     assert amqtt_broker.port not in (0, 1883)
     inbox = Inbox()
-    async with MqttSubscriber("127.0.0.1", amqtt_broker.port, f"gw-{site}", inbox, site=site) as sub:
+    async with MqttSubscriber(
+        "127.0.0.1", amqtt_broker.port, f"gw-{site}", inbox, site=site
+    ) as sub:
         await sub.wait_ready(5)
         envs = envelopes("dev-1", 10)
         async with MqttPublisher("127.0.0.1", amqtt_broker.port, "3.1.1", "pub-1") as pub:
@@ -196,8 +194,15 @@ async def test_embedded_broker_refuses_mqtt5_with_clear_error(
 ) -> None:
     inbox = Inbox()
     sub = MqttSubscriber(
-        "127.0.0.1", amqtt_broker.port, f"gw-{site}", inbox, site=site, version="5",
-        timeout=0.5, backoff_min=0.05, backoff_max=0.1,
+        "127.0.0.1",
+        amqtt_broker.port,
+        f"gw-{site}",
+        inbox,
+        site=site,
+        version="5",
+        timeout=0.5,
+        backoff_min=0.05,
+        backoff_max=0.1,
     )
     # amqtt 0.12 speaks 3.1.1 only; an MQTT 5 CONNECT with properties gets no answer at all,
     # so the subscriber gives up after its timeout, counts the failure and tries again.
@@ -213,8 +218,13 @@ async def test_subscriber_reconnects_after_broker_restart_and_gets_messages_sent
     inbox = Inbox()
     async with EmbeddedBroker() as broker:
         sub = MqttSubscriber(
-            "127.0.0.1", broker.port, f"gw-{site}", inbox, site=site,
-            backoff_min=1.0, backoff_max=2.0,
+            "127.0.0.1",
+            broker.port,
+            f"gw-{site}",
+            inbox,
+            site=site,
+            backoff_min=1.0,
+            backoff_max=2.0,
         )
         async with sub:
             await sub.wait_ready(5)
@@ -245,7 +255,9 @@ async def test_subscriber_reconnects_after_broker_restart_and_gets_messages_sent
     assert len(inbox.items) == 12 and sub.connect_failures >= 1
 
 
-async def test_bad_frames_never_stop_the_subscriber(site: str, amqtt_broker: EmbeddedBroker) -> None:
+async def test_bad_frames_never_stop_the_subscriber(
+    site: str, amqtt_broker: EmbeddedBroker
+) -> None:
     seen: list[bytes] = []
 
     def picky(data: bytes, source: str) -> None:
@@ -254,8 +266,12 @@ async def test_bad_frames_never_stop_the_subscriber(site: str, amqtt_broker: Emb
         seen.append(data)
 
     sub = MqttSubscriber(
-        "127.0.0.1", amqtt_broker.port, f"gw-{site}", picky,
-        topic_filter=f"tally/{site}/#", max_bytes=1024,
+        "127.0.0.1",
+        amqtt_broker.port,
+        f"gw-{site}",
+        picky,
+        topic_filter=f"tally/{site}/#",
+        max_bytes=1024,
     )
     good = envelopes("dev-1", 1)[0]
     async with sub:

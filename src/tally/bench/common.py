@@ -50,13 +50,15 @@ def _mem_total_mb() -> int | None:
 
 
 def machine() -> dict[str, Any]:
-    """The ``machine`` object of every benchmark's JSON."""
+    """The ``machine`` object of every benchmark's JSON; ``loadavg_1m`` (taken when the
+    result is assembled) shows how busy the machine was with other work."""
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count() or 1,
         "mem_total_mb": _mem_total_mb(),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "libs": {
             "cryptography": _version("cryptography"),
             "pynacl": _version("pynacl"),

@@ -7,6 +7,7 @@ With ``tls_cert_file`` and ``tls_key_file`` configured the server speaks HTTPS o
 from __future__ import annotations
 
 import asyncio
+import signal
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -145,9 +146,14 @@ async def serve_forever(settings: CloudSettings, identity: CloudIdentity) -> Non
     port = await service.server.start()
     log.info("tally cloud %s listening on %s", identity.id, service.server.url)
     print(
-        f"tally cloud {identity.id} listening on {service.server.scheme}://{settings.host}:{port}"
+        f"tally cloud {identity.id} listening on {service.server.scheme}://{settings.host}:{port}",
+        flush=True,
     )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await service.stop()

@@ -57,16 +57,79 @@ def _decimal_parts(d: Decimal) -> tuple[int, int]:
         raise ValueError(f"non-finite decimal {d} cannot be encoded")
     sign, digits, exp = d.as_tuple()
     assert isinstance(exp, int)
-    mant = int("".join(map(str, digits))) if digits else 0
+    end = len(digits)
+    while end > 1 and digits[end - 1] == 0:
+        end -= 1
+    mant = 0
+    for dgt in digits[:end]:
+        mant = mant * 10 + dgt
     if mant == 0:
         return 0, 0
-    while mant % 10 == 0:
-        mant //= 10
-        exp += 1
+    exp += len(digits) - end
     return exp, -mant if sign else mant
 
 
+_SMALL = [bytes((i,)) for i in range(256)]
+_KEYS: dict[str, bytes] = {}
+_KEYS_MAX = 4096
+
+
+def _text_key(k: str) -> bytes:
+    kb = _KEYS.get(k)
+    if kb is None:
+        b = k.encode("utf-8")
+        kb = _head(3, len(b)) + b
+        if len(_KEYS) < _KEYS_MAX:
+            _KEYS[k] = kb
+    return kb
+
+
+def _first(kv: tuple[bytes, Any]) -> bytes:
+    return kv[0]
+
+
 def _enc(obj: Any, out: list[bytes]) -> None:
+    # Fast paths on the exact type (the common case); subclasses fall through below.
+    t = type(obj)
+    if t is str:
+        b = obj.encode("utf-8")
+        n = len(b)
+        out.append(_SMALL[0x60 | n] if n < 24 else _head(3, n))
+        out.append(b)
+        return
+    if t is int:
+        if 0 <= obj < 24:
+            out.append(_SMALL[obj])
+        elif -25 < obj < 0:
+            out.append(_SMALL[0x1F - obj])
+        else:
+            out.append(_head(0, obj) if obj >= 0 else _head(1, -1 - obj))
+        return
+    if t is bytes:
+        n = len(obj)
+        out.append(_SMALL[0x40 | n] if n < 24 else _head(2, n))
+        out.append(obj)
+        return
+    if t is list or t is tuple:
+        n = len(obj)
+        out.append(_SMALL[0x80 | n] if n < 24 else _head(4, n))
+        for item in obj:
+            _enc(item, out)
+        return
+    if isinstance(obj, Mapping):
+        items = [
+            (_text_key(k) if type(k) is str else encode(k), v) for k, v in obj.items()
+        ]
+        items.sort(key=_first)
+        for i in range(1, len(items)):
+            if items[i][0] == items[i - 1][0]:
+                raise ValueError("duplicate map key")
+        n = len(items)
+        out.append(_SMALL[0xA0 | n] if n < 24 else _head(5, n))
+        for kb, v in items:
+            out.append(kb)
+            _enc(v, out)
+        return
     # bool before int: bool is a subclass of int
     if obj is True:
         out.append(b"\xf5")
@@ -88,15 +151,6 @@ def _enc(obj: Any, out: list[bytes]) -> None:
         out.append(_head(4, len(obj)))
         for item in obj:
             _enc(item, out)
-    elif isinstance(obj, Mapping):
-        items = sorted(((encode(k), v) for k, v in obj.items()), key=lambda kv: kv[0])
-        for i in range(1, len(items)):
-            if items[i][0] == items[i - 1][0]:
-                raise ValueError("duplicate map key")
-        out.append(_head(5, len(items)))
-        for kb, v in items:
-            out.append(kb)
-            _enc(v, out)
     elif isinstance(obj, Decimal):
         exp, mant = _decimal_parts(obj)
         out.append(b"\xc4\x82")  # tag 4, array of 2

@@ -70,6 +70,36 @@ def sign1(key: SigningKey, content_type: str, kid: str, payload: bytes) -> bytes
     return cbor.encode(cbor.Tag(COSE_SIGN1_TAG, [protected, {}, payload, signature]))
 
 
+_HEADERS: dict[bytes, tuple[int, str, str]] = {}
+_HEADERS_MAX = 65536
+
+
+def _protected_header(protected: bytes) -> tuple[int, str, str]:
+    """Decode and check a protected header: (alg, content type, kid as text).
+
+    Valid headers are remembered (a device sends the same one every time), bounded in number.
+    """
+    known = _HEADERS.get(protected)
+    if known is not None:
+        return known
+    hdr = cbor.decode(protected, where="COSE_Sign1 protected header")
+    if not isinstance(hdr, dict) or set(hdr) != {_H_ALG, _H_CTY, _H_KID}:
+        raise DecodeError("COSE_Sign1", "protected header must hold exactly alg, cty and kid")
+    alg, cty, kid = hdr[_H_ALG], hdr[_H_CTY], hdr[_H_KID]
+    if not isinstance(alg, int) or isinstance(alg, bool):
+        raise DecodeError("COSE_Sign1", "alg must be an integer")
+    if not isinstance(cty, str) or not isinstance(kid, bytes):
+        raise DecodeError("COSE_Sign1", "cty must be text and kid a byte string")
+    try:
+        kid_text = kid.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecodeError("COSE_Sign1", "kid is not UTF-8") from None
+    out = (alg, cty, kid_text)
+    if len(_HEADERS) < _HEADERS_MAX:
+        _HEADERS[protected] = out
+    return out
+
+
 def parse_sign1(
     data: bytes,
     content_type: str | None = None,
@@ -94,18 +124,7 @@ def parse_sign1(
         raise DecodeError("COSE_Sign1", "signature must be a byte string")
     if not isinstance(unprotected, Mapping) or len(unprotected) != 0:
         raise DecodeError("COSE_Sign1", "unprotected header must be empty")
-    hdr = cbor.decode(protected, where="COSE_Sign1 protected header")
-    if not isinstance(hdr, dict) or set(hdr) != {_H_ALG, _H_CTY, _H_KID}:
-        raise DecodeError("COSE_Sign1", "protected header must hold exactly alg, cty and kid")
-    alg, cty, kid = hdr[_H_ALG], hdr[_H_CTY], hdr[_H_KID]
-    if not isinstance(alg, int) or isinstance(alg, bool):
-        raise DecodeError("COSE_Sign1", "alg must be an integer")
-    if not isinstance(cty, str) or not isinstance(kid, bytes):
-        raise DecodeError("COSE_Sign1", "cty must be text and kid a byte string")
-    try:
-        kid_text = kid.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DecodeError("COSE_Sign1", "kid is not UTF-8") from None
+    alg, cty, kid_text = _protected_header(protected)
     msg_suite = suite_for_alg(alg)
     if suite is not None and msg_suite is not suite:
         raise WrongSuite(suite.name, msg_suite.name)

@@ -19,6 +19,7 @@ open-access plugin (:class:`OpenAccessAuthPlugin`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,7 @@ class EmbeddedBroker:
         if broker is None:
             return
         self._saved = _snapshot(broker)
+        await _drop_connections(broker)
         await broker.shutdown()
         log.info("embedded MQTT broker on %s:%d stopped", self.host, self._port)
 
@@ -136,6 +138,26 @@ class EmbeddedBroker:
                 await ctx.add_subscription(client_id, topic_filter, qos)
             for msg in s.queued:
                 await session.retained_messages.put(msg)
+
+
+async def _drop_connections(broker: Broker, timeout: float = 5.0) -> None:
+    """Close every client connection and wait until amqtt has seen each one go.
+
+    amqtt 0.12's ``shutdown`` can hang waiting for a connected client's reader task after
+    QoS 1 traffic; closing the connections first lets each reader end by itself.
+    """
+    for session, handler in list(broker.sessions.values()):
+        writer = getattr(handler, "writer", None)
+        if writer is not None and session.transitions.is_connected():
+            with contextlib.suppress(OSError):  # already gone
+                await writer.close()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while any(s.transitions.is_connected() for s, _ in broker.sessions.values()):
+        if loop.time() > deadline:
+            log.warning("clients still connected when the embedded broker stops")
+            break
+        await asyncio.sleep(0.01)
 
 
 def _bound_port(broker: Broker) -> int:

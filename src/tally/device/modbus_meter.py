@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -108,7 +108,7 @@ def encode_registers(v: MeterValues) -> list[int]:
     return [e >> 16, e & 0xFFFF, p >> 16, p & 0xFFFF, v.status & 0xFFFF, MAP_VERSION]
 
 
-def decode_registers(regs: list[int]) -> MeterValues:
+def decode_registers(regs: Sequence[int]) -> MeterValues:
     """Inverse of :func:`encode_registers`; raises ValueError for a wrong count or map."""
     if len(regs) != REGISTER_COUNT:
         raise ValueError(f"expected {REGISTER_COUNT} registers, got {len(regs)}")

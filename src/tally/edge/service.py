@@ -126,12 +126,3 @@ class EdgeService:
             for dev, st in p.stats.items():
                 out[f"modbus:{dev}"] = st
         return out
-
-
-async def run_until_stopped(service: EdgeService, stop: asyncio.Event) -> None:
-    """Run ``service`` until ``stop`` is set."""
-    await service.start()
-    try:
-        await stop.wait()
-    finally:
-        await service.stop()

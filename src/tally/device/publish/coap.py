@@ -52,7 +52,7 @@ class CoapPublisher:
         ctx = await self._context()
         req = aiocoap.Message(
             code=aiocoap.POST,
-            mtype=aiocoap.CON,
+            transport_tuning=aiocoap.Reliable,  # confirmable (CON)
             uri=self.uri,
             payload=payload,
             content_format=COAP_CONTENT_FORMAT_COSE_SIGN1,

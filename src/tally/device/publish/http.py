@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 
 import httpx
 
@@ -37,7 +38,10 @@ class HttpPublisher:
         backoff_max: float = 5.0,
     ) -> None:
         self.url = base_url.rstrip("/") + HTTP_PATH
-        self._client = httpx.AsyncClient(timeout=timeout, verify=verify)
+        tls: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
+        self._client = httpx.AsyncClient(timeout=timeout, verify=tls)
         self._retry_deadline = retry_deadline
         self._backoff_min = backoff_min
         self._backoff_max = backoff_max

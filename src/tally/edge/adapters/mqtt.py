@@ -44,8 +44,9 @@ class MqttSubscriber:
     Give ``site`` (subscribes to ``tally/{site}/+/up``) or an explicit ``topic_filter``.
     ``client_id`` must be fixed and unique per gateway: the broker keeps the session under
     it. ``session_expiry_s`` is how long an MQTT 5 broker keeps the session while the
-    gateway is away; ``timeout`` bounds the wait for CONNACK and SUBACK. Messages on topics that are not uplink topics, empty ones and ones
-    over ``max_bytes`` are refused (counted in :attr:`stats`).
+    gateway is away; ``timeout`` bounds the wait for CONNACK and SUBACK. Messages on topics
+    that are not uplink topics, empty ones and ones over ``max_bytes`` are refused (counted
+    in :attr:`stats`).
     """
 
     def __init__(
@@ -165,6 +166,10 @@ class MqttSubscriber:
                 self.connect_failures += 1
                 self.last_error = str(exc) or repr(exc)
                 log.warning("MQTT connection to %s lost: %s", self.target, self.last_error)
+            except Exception as exc:  # keep the adapter alive whatever the library raises
+                self.connect_failures += 1
+                self.last_error = repr(exc)
+                log.exception("MQTT subscriber for %s failed", self.target)
             finally:
                 self._ready.clear()
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
