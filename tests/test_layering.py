@@ -18,8 +18,9 @@ FORMAT_MODULES = {
     "tally.edge.formats",
     "tally.verify.bundle",
     "tally.device.publish.wire",
+    "tally.device.modbus_registers",
 }
-BASE = {"tally.config", "tally.formats"}
+BASE = {"tally.config", "tally.formats", "tally.mqtt"}
 
 ALLOWED: dict[str, set[str]] = {
     "crypto": {"tally.crypto"},
@@ -28,8 +29,14 @@ ALLOWED: dict[str, set[str]] = {
     "edge": {"tally.crypto", "tally.merkle", "tally.edge"} | BASE | FORMAT_MODULES,
     "verify": {"tally.crypto", "tally.merkle", "tally.verify"} | BASE | FORMAT_MODULES,
     "cloud": {
-        "tally.crypto", "tally.merkle", "tally.device", "tally.edge", "tally.verify", "tally.cloud"
-    } | BASE,
+        "tally.crypto",
+        "tally.merkle",
+        "tally.device",
+        "tally.edge",
+        "tally.verify",
+        "tally.cloud",
+    }
+    | BASE,
 }
 
 

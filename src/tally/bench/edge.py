@@ -280,7 +280,7 @@ def edge_bench(
         halves = _split_rounds(rounds, 2)
         half_envs = [[e for r in h for e in r] for h in halves]
         p1 = p2 = v1 = v2 = 0.0
-        for _ in range(repeats):  # best of ``repeats``, the four measurements interleaved
+        for _ in range(repeats + 1):  # best of a few, the four measurements interleaved
             p1 = max(p1, parallel_rate("pipeline", world, [rounds]))
             p2 = max(p2, parallel_rate("pipeline", world, halves))
             v1 = max(v1, parallel_rate("verify", world, [envelopes]))

@@ -7,9 +7,9 @@ With ``tls_cert_file`` and ``tls_key_file`` configured the server speaks HTTPS o
 from __future__ import annotations
 
 import asyncio
-import signal
 import contextlib
 import logging
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 

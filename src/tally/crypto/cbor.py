@@ -117,9 +117,7 @@ def _enc(obj: Any, out: list[bytes]) -> None:
             _enc(item, out)
         return
     if isinstance(obj, Mapping):
-        items = [
-            (_text_key(k) if type(k) is str else encode(k), v) for k, v in obj.items()
-        ]
+        items = [(_text_key(k) if type(k) is str else encode(k), v) for k, v in obj.items()]
         items.sort(key=_first)
         for i in range(1, len(items)):
             if items[i][0] == items[i - 1][0]:

@@ -26,36 +26,50 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from tally.device.modbus_registers import (
+    MAP_VERSION as MAP_VERSION,
+)
+from tally.device.modbus_registers import (
+    REG_ENERGY as REG_ENERGY,
+)
+from tally.device.modbus_registers import (
+    REG_MAP_VERSION as REG_MAP_VERSION,
+)
+from tally.device.modbus_registers import (
+    REG_POWER as REG_POWER,
+)
+from tally.device.modbus_registers import (
+    REG_STATUS as REG_STATUS,
+)
+from tally.device.modbus_registers import (
+    REGISTER_COUNT as REGISTER_COUNT,
+)
+from tally.device.modbus_registers import (
+    STATUS_SIMULATED as STATUS_SIMULATED,
+)
+from tally.device.modbus_registers import (
+    STATUS_VALID as STATUS_VALID,
+)
+from tally.device.modbus_registers import (
+    UINT32_MOD as UINT32_MOD,
+)
+from tally.device.modbus_registers import (
+    MeterValues as MeterValues,
+)
+from tally.device.modbus_registers import (
+    decode_registers as decode_registers,
+)
+from tally.device.modbus_registers import (
+    encode_registers as encode_registers,
+)
 from tally.device.sim.electricity_meter import ElectricityMeter
-
-REG_ENERGY = 0
-REG_POWER = 2
-REG_STATUS = 4
-REG_MAP_VERSION = 5
-REGISTER_COUNT = 6
-MAP_VERSION = 1
-
-STATUS_VALID = 0x0001
-STATUS_SIMULATED = 0x0002
-
-UINT32_MOD = 1 << 32
-
-
-@dataclass(frozen=True)
-class MeterValues:
-    """What the meter shows at one instant: integer Wh and W, and its status bits."""
-
-    energy_wh: int
-    power_w: int
-    status: int = STATUS_VALID
 
 
 class MeterSource(Protocol):
@@ -99,26 +113,6 @@ class SimulatedMeterSource:
             self._power_w = round(self.model.power_pattern_kw(t_ms) * 1000)
         energy_wh = round(self.model.energy_kwh * 1000)
         return MeterValues(energy_wh, self._power_w, STATUS_VALID | STATUS_SIMULATED)
-
-
-def encode_registers(v: MeterValues) -> list[int]:
-    """The six registers showing ``v`` (energy modulo 2**32; power clamped to uint32)."""
-    e = v.energy_wh % UINT32_MOD
-    p = min(max(v.power_w, 0), UINT32_MOD - 1)
-    return [e >> 16, e & 0xFFFF, p >> 16, p & 0xFFFF, v.status & 0xFFFF, MAP_VERSION]
-
-
-def decode_registers(regs: Sequence[int]) -> MeterValues:
-    """Inverse of :func:`encode_registers`; raises ValueError for a wrong count or map."""
-    if len(regs) != REGISTER_COUNT:
-        raise ValueError(f"expected {REGISTER_COUNT} registers, got {len(regs)}")
-    if any(not 0 <= r <= 0xFFFF for r in regs):
-        raise ValueError("register value out of 16-bit range")
-    if regs[REG_MAP_VERSION] != MAP_VERSION:
-        raise ValueError(f"unknown register map version {regs[REG_MAP_VERSION]}")
-    energy = (regs[REG_ENERGY] << 16) | regs[REG_ENERGY + 1]
-    power = (regs[REG_POWER] << 16) | regs[REG_POWER + 1]
-    return MeterValues(energy, power, regs[REG_STATUS])
 
 
 def wall_clock_ms() -> int:

@@ -7,7 +7,6 @@ runs this until it is stopped; the demo runs it in-process.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any

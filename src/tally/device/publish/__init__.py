@@ -13,13 +13,14 @@ from typing import Protocol
 from tally.device.publish.coap import CoapPublisher
 from tally.device.publish.errors import PublishError, PublishRejected, PublishUnreachable
 from tally.device.publish.http import HttpPublisher
-from tally.device.publish.mqtt import MqttPublisher, MqttVersion, mqtt_protocol
+from tally.device.publish.mqtt import MqttPublisher
 from tally.device.publish.wire import (
     TopicError,
     parse_uplink_topic,
     uplink_filter,
     uplink_topic,
 )
+from tally.mqtt import MqttVersion, mqtt_protocol
 
 
 class Publisher(Protocol):

@@ -2,7 +2,7 @@
 
 Every ``interval_ms`` each configured meter is read (function code 4, input registers, or
 3 with ``register_kind="holding"``; six registers from address 0, the map of
-:mod:`tally.device.modbus_meter`) and decoded exactly::
+:mod:`tally.device.modbus_registers`) and decoded exactly::
 
     energy  kWh  = Decimal(uint32 at 0..1).scaleb(-3)    e.g. 125000123 -> 125000.123
     power   kW   = Decimal(uint32 at 2..3).scaleb(-3)    e.g. 45678     -> 45.678
@@ -30,7 +30,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from tally.device.envelope import Measurement
-from tally.device.modbus_meter import (
+from tally.device.modbus_registers import (
     REGISTER_COUNT,
     STATUS_SIMULATED,
     STATUS_VALID,

@@ -22,9 +22,9 @@ import random
 import aiomqtt
 from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 
-from tally.device.publish.mqtt import mqtt_protocol, session_properties, tls_context
 from tally.device.publish.wire import MAX_ENVELOPE_BYTES, parse_uplink_topic, uplink_filter
 from tally.edge.adapters.base import AdapterStats, OnEnvelope, deliver, size_problem
+from tally.mqtt import mqtt_protocol, session_properties, tls_context
 
 log = logging.getLogger(__name__)
 
