@@ -101,6 +101,25 @@ def test_counter_reset_and_clock_skew_events(tmp_path: Path) -> None:
     assert [(g.boot, g.first, g.last) for g in _gaps(ob)] == [(0, 1, 1)]  # certified at once
 
 
+def test_clock_skew_is_one_event_per_episode_and_its_end_is_reported(tmp_path: Path) -> None:
+    w = make_world()
+    clock = Clock()
+    p, ob = make_pipeline(w, tmp_path / "o.db", clock)
+    dev = w.device("dev-1")
+    p.ingest(dev.next(clock()))
+    for _ in range(3):
+        p.ingest(dev.next(clock() + 600_000))  # the device's clock runs 10 min ahead
+    p.ingest(dev.next(clock()))  # and is put right
+    p.ingest(dev.next(clock() + 600_000))  # and drifts again
+    kinds = [(e.rule, e.kind, e.sev) for e in _events(ob)]
+    assert kinds == [
+        ("continuity.clock_skew", "clock_skew", "warning"),
+        ("continuity.clock_skew", "clock_skew_cleared", "info"),
+        ("continuity.clock_skew", "clock_skew", "warning"),
+    ]
+    assert p.counts["clock_skew"] == 4  # every skewed envelope is still counted
+
+
 def test_rules_see_accepted_readings_and_firings_become_signed_events(tmp_path: Path) -> None:
     w = make_world()
     rules = FakeRules(tick_fires=True)

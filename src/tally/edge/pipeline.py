@@ -11,7 +11,8 @@ Rejections never raise: each is counted under ``rejected.<reason>`` (reasons in
 raw bytes. Continuity findings become signed edge Events with rule ids
 ``continuity.gap``, ``continuity.counter_reset``, ``continuity.clock_skew``,
 ``continuity.chain_broken``, ``continuity.conflict`` and ``continuity.replay_old_epoch``;
-rule firings become Events with the rule's id. Gap certificates (reason ``not_received``)
+rule firings become Events with the rule's id. Clock skew is reported once per episode
+(kind ``clock_skew``) and again when it ends (kind ``clock_skew_cleared``). Gap certificates (reason ``not_received``)
 are issued by :meth:`Pipeline.tick` for counters still missing after the grace period, and
 at once for the old epoch's open ranges on a counter reset.
 
@@ -121,6 +122,9 @@ class Pipeline:
         self.hasher = Hasher.for_name(self.suite.hash_name)
         self._gap_grace_ms = gap_grace_ms
         self._skew_ms = skew_tolerance_ms
+        self._skewed: set[str] = set()
+        """Devices whose clock is off now: the next envelope within tolerance clears it.
+        Not persisted: after a restart an ongoing skew is reported once more."""
         self._load()
 
     def _load(self) -> None:
@@ -330,15 +334,29 @@ class Pipeline:
                 self._flush_run(st, r.dev, now)
         if d.skew_ms is not None:
             self._count("clock_skew")
+            if r.dev not in self._skewed:  # one event per episode, not per envelope
+                self._skewed.add(r.dev)
+                self._event(
+                    st,
+                    "continuity.clock_skew",
+                    "clock_skew",
+                    "warning",
+                    now,
+                    r.dev,
+                    h,
+                    (("skew_ms", d.skew_ms), ("t_device", r.t)),
+                )
+        elif r.dev in self._skewed:
+            self._skewed.discard(r.dev)
             self._event(
                 st,
                 "continuity.clock_skew",
-                "clock_skew",
-                "warning",
+                "clock_skew_cleared",
+                "info",
                 now,
                 r.dev,
                 h,
-                (("skew_ms", d.skew_ms), ("t_device", r.t)),
+                (("t_device", r.t),),
             )
 
     # helpers ----------------------------------------------------------------------------------
