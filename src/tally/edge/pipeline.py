@@ -13,8 +13,9 @@ raw bytes. Continuity findings become signed edge Events with rule ids
 ``continuity.chain_broken``, ``continuity.conflict`` and ``continuity.replay_old_epoch``;
 rule firings become Events with the rule's id. Clock skew is reported once per episode
 (kind ``clock_skew``) and again when it ends (kind ``clock_skew_cleared``). Gap
-certificates (reason ``not_received``) are issued by :meth:`Pipeline.tick` for counters still missing after the grace period, and
-at once for the old epoch's open ranges on a counter reset.
+certificates (reason ``not_received``) are issued by :meth:`Pipeline.tick` for counters
+still missing after the grace period, and at once for the old epoch's open ranges on a
+counter reset.
 
 Full outbox: when storing a reading would take the items' COSE bytes past ``max_bytes``,
 the reading is admitted (continuity, rules) but condensed into its device's
