@@ -180,6 +180,31 @@ def _tag_hook(*args: Any) -> Any:
     return Tag(tag.tag, value)
 
 
+def head(major: int, n: int) -> bytes:
+    """The shortest head of major type ``major`` with argument ``n`` (RFC 8949 §3)."""
+    if n < 24:
+        return _SMALL[(major << 5) | n]
+    return _head(major, n)
+
+
+def decode_structure(data: bytes, where: str = "CBOR", max_size: int = 1 << 20) -> Any:
+    """Parse one CBOR item WITHOUT the deterministic-encoding check.
+
+    Only for callers that then compare ``data`` with the encoding they expect (as
+    :func:`tally.crypto.cose.parse_sign1` does); everyone else uses :func:`decode`.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError(where, f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_size:
+        raise DecodeError(where, f"{len(data)} bytes exceeds the limit of {max_size}")
+    if not data:
+        raise DecodeError(where, "empty input")
+    try:
+        return cbor2.loads(bytes(data), tag_hook=_tag_hook)
+    except Exception as exc:  # cbor2 raises several types, incl. ValueError/RecursionError
+        raise DecodeError(where, f"malformed CBOR: {exc}") from None
+
+
 def decode(data: bytes, where: str = "CBOR", max_size: int = 1 << 20) -> Any:
     """Decode one deterministic CBOR item, rejecting anything else with :class:`DecodeError`.
 

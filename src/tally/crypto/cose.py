@@ -31,9 +31,25 @@ _H_CTY = 3
 _H_KID = 4
 
 
+_SIG1_PREFIX = b"\x84\x6aSignature1"  # array(4), text(10) "Signature1"
+_TAG18_ARRAY4 = b"\xd2\x84"  # tag(18), array(4)
+
+
 def sig_structure(protected: bytes, payload: bytes) -> bytes:
-    """The Sig_structure bytes for a COSE_Sign1 with empty external AAD."""
-    return cbor.encode(["Signature1", protected, b"", payload])
+    """The Sig_structure bytes for a COSE_Sign1 with empty external AAD:
+    ``["Signature1", protected, h'', payload]`` in deterministic CBOR."""
+    return b"".join(
+        (_SIG1_PREFIX, cbor.head(2, len(protected)), protected, b"\x40",
+         cbor.head(2, len(payload)), payload)
+    )  # fmt: skip
+
+
+def encode_sign1(protected: bytes, payload: bytes, signature: bytes) -> bytes:
+    """The deterministic encoding of ``#6.18([protected, {}, payload, signature])``."""
+    return b"".join(
+        (_TAG18_ARRAY4, cbor.head(2, len(protected)), protected, b"\xa0",
+         cbor.head(2, len(payload)), payload, cbor.head(2, len(signature)), signature)
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,7 @@ def sign1(key: SigningKey, content_type: str, kid: str, payload: bytes) -> bytes
     """Sign ``payload`` and return the encoded COSE_Sign1 bytes."""
     protected = cbor.encode({_H_ALG: key.suite.alg, _H_CTY: content_type, _H_KID: kid.encode()})
     signature = key.sign(sig_structure(protected, payload))
-    return cbor.encode(cbor.Tag(COSE_SIGN1_TAG, [protected, {}, payload, signature]))
+    return encode_sign1(protected, payload, signature)
 
 
 _HEADERS: dict[bytes, tuple[int, str, str]] = {}
@@ -111,7 +127,7 @@ def parse_sign1(
     Raises :class:`DecodeError` for anything that is not exactly a tally COSE_Sign1 and
     :class:`WrongSuite` for another algorithm than ``suite``'s. Does not verify.
     """
-    obj = cbor.decode(data, where="COSE_Sign1", max_size=max_size)
+    obj = cbor.decode_structure(data, where="COSE_Sign1", max_size=max_size)
     if not isinstance(obj, cbor.Tag) or obj.number != COSE_SIGN1_TAG:
         raise DecodeError("COSE_Sign1", "not tagged 18 (COSE_Sign1)")
     arr = obj.value
@@ -124,6 +140,11 @@ def parse_sign1(
         raise DecodeError("COSE_Sign1", "signature must be a byte string")
     if not isinstance(unprotected, Mapping) or len(unprotected) != 0:
         raise DecodeError("COSE_Sign1", "unprotected header must be empty")
+    canonical = encode_sign1(protected, payload, signature)
+    if canonical != data:
+        if data.startswith(canonical):
+            raise DecodeError("COSE_Sign1", f"{len(data) - len(canonical)} trailing bytes")
+        raise DecodeError("COSE_Sign1", "not the deterministic encoding (RFC 8949 §4.2.1)")
     alg, cty, kid_text = _protected_header(protected)
     msg_suite = suite_for_alg(alg)
     if suite is not None and msg_suite is not suite:
