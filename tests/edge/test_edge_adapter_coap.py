@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import aiocoap
@@ -34,6 +35,30 @@ async def test_publisher_round_trip_including_a_blockwise_envelope() -> None:
                 await pub.publish("site-a", "gate", env)
     assert [d for d, _ in got] == envs
     assert all(s.startswith("coap:") for _, s in got)
+
+
+async def test_concurrent_first_publishes_share_one_client_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created: list[aiocoap.Context] = []
+    real = aiocoap.Context.create_client_context
+
+    async def counting(*args: object, **kwargs: object) -> aiocoap.Context:
+        ctx = await real(*args, **kwargs)  # type: ignore[arg-type]
+        created.append(ctx)
+        return ctx
+
+    monkeypatch.setattr(aiocoap.Context, "create_client_context", counting)
+    got: list[bytes] = []
+    async with CoapEndpoint(lambda d, s: got.append(d), port=0) as ep:
+        envs = envelopes("door-1", 6)
+        pub = CoapPublisher("127.0.0.1", ep.port)  # no context yet: the publishes race for it
+        try:
+            await asyncio.gather(*(pub.publish("site-a", "door-1", e) for e in envs))
+        finally:
+            await pub.close()
+    assert sorted(got) == sorted(envs)
+    assert len(created) == 1
 
 
 async def _post(port: int, payload: bytes, fmt: int | None) -> aiocoap.Message:

@@ -27,6 +27,7 @@ class CoapPublisher:
         self.uri = f"coap://{_host_literal(host)}:{port}/{COAP_PATH}"
         self._timeout = timeout
         self._ctx: aiocoap.Context | None = None
+        self._lock = asyncio.Lock()
         self.published = 0
 
     async def __aenter__(self) -> CoapPublisher:
@@ -68,9 +69,12 @@ class CoapPublisher:
         raise PublishRejected("coap", self.uri, resp.code.dotted, {"detail": detail})
 
     async def _context(self) -> aiocoap.Context:
-        if self._ctx is None:
-            self._ctx = await aiocoap.Context.create_client_context(transports=["udp6"])
-        return self._ctx
+        # Concurrent first publishes must share one context: a second one would be dropped
+        # while its socket is open.
+        async with self._lock:
+            if self._ctx is None:
+                self._ctx = await aiocoap.Context.create_client_context(transports=["udp6"])
+            return self._ctx
 
 
 def _host_literal(host: str) -> str:
