@@ -263,6 +263,43 @@ def register(
     print(path)
 
 
+@app.command()
+def enter(
+    device: Annotated[str, typer.Argument(help="A device registered with assurance manual.")],
+    org: Annotated[str, typer.Option(help="The device's organisation (signs the entry).")],
+    org_key: Annotated[Path, typer.Option(help="The organisation's key file.")],
+    edge_url: Annotated[str, typer.Option(help="The site edge's HTTP endpoint base URL.")],
+    value: Annotated[
+        list[str], typer.Option(help="quantity=value:unit, e.g. weight=12.345:t (repeatable).")
+    ],
+    label: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    state_dir: Annotated[
+        Path, typer.Option(help="Where the counter of each manual device is kept.")
+    ] = Path("var/manual"),
+) -> None:
+    """Enter a reading by hand (assurance manual), signed by the organisation's key."""
+    import asyncio
+    import time
+
+    from tally import config
+    from tally.crypto.keystore import load_key
+    from tally.device.manual import load_signer, parse_label, parse_value, save_signer
+    from tally.device.publish import HttpPublisher
+
+    measurements = tuple(parse_value(v) for v in value)
+    labels = tuple(sorted(parse_label(x) for x in (label or [])))
+    signer = load_signer(state_dir, device, org, load_key(org_key, config.passphrase()))
+    env = signer.next(int(time.time() * 1000), measurements, labels)
+
+    async def send() -> None:
+        async with HttpPublisher(edge_url) as pub:
+            await pub.publish("", device, env)
+
+    asyncio.run(send())
+    save_signer(state_dir, signer)
+    print(f"entered {device} boot {signer.boot} ctr {signer.ctr - 1} (assurance manual)")
+
+
 def main() -> None:
     try:
         app()
@@ -273,9 +310,20 @@ def main() -> None:
         from tally.cloud.keys import IdentityError
         from tally.crypto import CryptoError
         from tally.deploy import DeployError
+        from tally.device.manual import ManualEntryError
+        from tally.device.publish import PublishError
         from tally.edge.errors import EdgeError
 
-        if isinstance(exc, CryptoError | DeployError | IdentityError | EdgeError | OSError):
+        known = (
+            CryptoError,
+            DeployError,
+            IdentityError,
+            EdgeError,
+            OSError,
+            ManualEntryError,
+            PublishError,
+        )
+        if isinstance(exc, known):
             print(f"tally: {exc}", file=sys.stderr)
             sys.exit(2)
         raise

@@ -33,13 +33,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tally.crypto import CryptoError, InvalidSignature, WrongSuite
+from tally.crypto import CryptoError, InvalidSignature, Sign1, WrongSuite
 from tally.device.envelope import Reading, parse_envelope
 from tally.device.registration import Assurance
 from tally.edge.batcher import CondenseRun, frontier_root
 from tally.edge.continuity import Continuity, Decision, Verdict
 from tally.edge.outbox import ItemRow, Outbox, QuarantineRow
-from tally.edge.registry import Registry
+from tally.edge.registry import Entry, Registry
 from tally.edge.rules.model import Firing, Observation
 from tally.edge.signer import EdgeSigner
 from tally.merkle import Hasher
@@ -215,6 +215,14 @@ class Pipeline:
             return self._reject(st, data, source, now, "malformed", str(exc)[:200])
         entry = self.registry.get(msg.kid)
         if entry is None:
+            manual = self.registry.get(r.dev)
+            if (
+                manual is not None
+                and manual.reg.kind == "device"
+                and manual.reg.assurance is Assurance.MANUAL
+                and msg.kid == manual.reg.org
+            ):
+                return self._manual(st, data, msg, r, manual, source, now)
             return self._reject(st, data, source, now, "unknown_device", msg.kid, r.dev)
         reg = entry.reg
         if msg.kid != r.dev or reg.kind != "device":
@@ -223,7 +231,8 @@ class Pipeline:
             )
         key = entry.key
         if key is None:
-            return self._reject(st, data, source, now, "no_key", "assurance edge", r.dev)
+            detail = f"{r.dev!r} has no key of its own (assurance {reg.assurance.label})"
+            return self._reject(st, data, source, now, "no_key", detail, r.dev)
         try:
             msg.verify(key)
         except InvalidSignature:
@@ -238,6 +247,27 @@ class Pipeline:
         return self._admit(
             st, data, r, h, Assurance.DEVICE, reg.profile, reg.site or self.site, now, source
         )
+
+    def _manual(
+        self, st: _Stage, data: bytes, msg: Sign1, r: Reading, entry: Entry, source: str, now: int
+    ) -> Result:
+        """A reading entered by hand: signed by the device's organisation (assurance manual)."""
+        key = self.registry.trust.orgs.get(entry.reg.org)
+        if key is None:
+            return self._reject(st, data, source, now, "unknown_device", msg.kid, r.dev)
+        try:
+            msg.verify(key)
+        except InvalidSignature:
+            return self._reject(st, data, source, now, "bad_signature", msg.kid, r.dev)
+        except WrongSuite as exc:
+            return self._reject(st, data, source, now, "wrong_suite", str(exc), r.dev)
+        if entry.revoked_t is not None and entry.revoked(r.t, now):
+            return self._reject(
+                st, data, source, now, "revoked", f"revoked at {entry.revoked_t}", r.dev
+            )
+        h = self.suite.hash(data)
+        site = entry.reg.site or self.site
+        return self._admit(st, data, r, h, Assurance.MANUAL, entry.reg.profile, site, now, source)
 
     def _admit(
         self,
