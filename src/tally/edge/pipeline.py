@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tally.crypto import CryptoError, InvalidSignature, Sign1, WrongSuite
+from tally.crypto import CryptoError, InvalidSignature, Sign1, VerifyKey, WrongSuite
 from tally.device.envelope import Reading, parse_envelope
 from tally.device.registration import Assurance
 from tally.edge.batcher import CondenseRun, frontier_root
@@ -222,17 +222,34 @@ class Pipeline:
                 and manual.reg.assurance is Assurance.MANUAL
                 and msg.kid == manual.reg.org
             ):
-                return self._manual(st, data, msg, r, manual, source, now)
+                # entered by hand: signed by the device's organisation (a trust anchor)
+                org_key = self.registry.trust.orgs.get(manual.reg.org)
+                if org_key is not None:
+                    return self._checked(st, data, msg, r, manual, org_key, source, now)
             return self._reject(st, data, source, now, "unknown_device", msg.kid, r.dev)
         reg = entry.reg
         if msg.kid != r.dev or reg.kind != "device":
             return self._reject(
                 st, data, source, now, "signer_mismatch", f"kid {msg.kid!r} dev {r.dev!r}", r.dev
             )
-        key = entry.key
-        if key is None:
-            detail = f"{r.dev!r} has no key of its own (assurance {reg.assurance.label})"
+        if entry.key is None or reg.assurance is not Assurance.DEVICE:
+            detail = f"{r.dev!r} does not sign for itself (assurance {reg.assurance.label})"
             return self._reject(st, data, source, now, "no_key", detail, r.dev)
+        return self._checked(st, data, msg, r, entry, entry.key, source, now)
+
+    def _checked(
+        self,
+        st: _Stage,
+        data: bytes,
+        msg: Sign1,
+        r: Reading,
+        entry: Entry,
+        key: VerifyKey,
+        source: str,
+        now: int,
+    ) -> Result:
+        """Verify the signature under ``key`` and the revocation, then admit with the
+        registration's assurance level."""
         try:
             msg.verify(key)
         except InvalidSignature:
@@ -243,31 +260,11 @@ class Pipeline:
             return self._reject(
                 st, data, source, now, "revoked", f"revoked at {entry.revoked_t}", r.dev
             )
+        reg = entry.reg
         h = self.suite.hash(data)
         return self._admit(
-            st, data, r, h, Assurance.DEVICE, reg.profile, reg.site or self.site, now, source
+            st, data, r, h, reg.assurance, reg.profile, reg.site or self.site, now, source
         )
-
-    def _manual(
-        self, st: _Stage, data: bytes, msg: Sign1, r: Reading, entry: Entry, source: str, now: int
-    ) -> Result:
-        """A reading entered by hand: signed by the device's organisation (assurance manual)."""
-        key = self.registry.trust.orgs.get(entry.reg.org)
-        if key is None:
-            return self._reject(st, data, source, now, "unknown_device", msg.kid, r.dev)
-        try:
-            msg.verify(key)
-        except InvalidSignature:
-            return self._reject(st, data, source, now, "bad_signature", msg.kid, r.dev)
-        except WrongSuite as exc:
-            return self._reject(st, data, source, now, "wrong_suite", str(exc), r.dev)
-        if entry.revoked_t is not None and entry.revoked(r.t, now):
-            return self._reject(
-                st, data, source, now, "revoked", f"revoked at {entry.revoked_t}", r.dev
-            )
-        h = self.suite.hash(data)
-        site = entry.reg.site or self.site
-        return self._admit(st, data, r, h, Assurance.MANUAL, entry.reg.profile, site, now, source)
 
     def _admit(
         self,
