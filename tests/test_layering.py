@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "device": {"tally.crypto", "tally.device"} | BASE,
     "edge": {"tally.crypto", "tally.merkle", "tally.edge"} | BASE | FORMAT_MODULES,
     "verify": {"tally.crypto", "tally.merkle", "tally.verify"} | BASE | FORMAT_MODULES,
+    "ledger": {"tally.crypto", "tally.merkle", "tally.ledger"} | BASE,
     "cloud": {
         "tally.crypto",
         "tally.merkle",
@@ -72,7 +73,7 @@ def test_imports_point_down_the_package_map() -> None:
 
 
 def test_lower_tiers_never_import_cloud_or_sim() -> None:
-    for pkg in ("crypto", "merkle", "device", "edge", "verify"):
+    for pkg in ("crypto", "merkle", "device", "edge", "verify", "ledger"):
         for path in (SRC / pkg).rglob("*.py"):
             for mod in _imports(path):
                 assert not mod.startswith(("tally.cloud", "tally.sim", "tally.bench")), (
