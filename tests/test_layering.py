@@ -28,7 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "device": {"tally.crypto", "tally.device"} | BASE,
     "edge": {"tally.crypto", "tally.merkle", "tally.edge"} | BASE | FORMAT_MODULES,
     "verify": {"tally.crypto", "tally.merkle", "tally.verify"} | BASE | FORMAT_MODULES,
-    "ledger": {"tally.crypto", "tally.merkle", "tally.ledger"} | BASE,
+    # the ledger's system contracts read the telemetry spine's signed formats (ADR 0003)
+    "ledger": {"tally.crypto", "tally.merkle", "tally.ledger"} | BASE | FORMAT_MODULES,
     "cloud": {
         "tally.crypto",
         "tally.merkle",
