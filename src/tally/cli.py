@@ -23,6 +23,8 @@ keys_app = typer.Typer(help="Encrypted key files (passphrase from TALLY_KEY_PASS
 app.add_typer(keys_app, name="keys")
 trust_app = typer.Typer(help="The trust file: organisations' root public keys.")
 app.add_typer(trust_app, name="trust")
+consortium_app = typer.Typer(help="The consortium ledger: members, genesis.")
+app.add_typer(consortium_app, name="consortium")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML file; TALLY_* variables override it.")
@@ -298,6 +300,58 @@ def enter(
     asyncio.run(send())
     save_signer(state_dir, signer)
     print(f"entered {device} boot {signer.boot} ctr {signer.ctr - 1} (assurance manual)")
+
+
+@consortium_app.command("init")
+def consortium_init(
+    directory: Annotated[Path, typer.Argument(help="Where genesis.cbor and members/ go.")],
+    member: Annotated[
+        list[str], typer.Option(help="org:role[,role…], e.g. bank-1:bank (repeatable).")
+    ],
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(help="contract.fn=POLICY, e.g. 'anchoring.*=2-OF(org:a, org:b, org:c)'."),
+    ] = None,
+    quorum: Annotated[
+        int | None, typer.Option(help="Checkpoint quorum (default: majority).")
+    ] = None,
+    suite: Annotated[str, typer.Option(help="intl or gm.")] = "intl",
+    ordering: Annotated[str, typer.Option(help="solo or jetstream.")] = "solo",
+    name: Annotated[str, typer.Option(help="The consortium's name.")] = "tally",
+) -> None:
+    """Create a consortium: each member's key (encrypted) and the genesis they all sign."""
+    from tally import config
+    from tally.ledger.bootstrap import create_consortium
+    from tally.ledger.genesis import Ordering
+    from tally.ledger.policy import parse_policy
+
+    members: dict[str, list[str]] = {}
+    for m in member:
+        org, sep, roles = m.partition(":")
+        if not sep or not org or not roles:
+            raise typer.BadParameter(f"{m!r} is not org:role[,role…]", param_hint="--member")
+        members[org] = [r.strip() for r in roles.split(",")]
+    policies = {}
+    for p in policy or []:
+        fn, sep, text = p.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{p!r} is not contract.fn=POLICY", param_hint="--policy")
+        policies[fn.strip()] = parse_policy(text)
+    created = create_consortium(
+        directory,
+        members,
+        config.passphrase(),
+        name=name,
+        suite=suite,
+        quorum=quorum,
+        policies=policies,
+        ordering=Ordering(kind=ordering),
+    )
+    g = created.genesis
+    print(
+        f"{created.genesis_path}: consortium {g.name!r}, chain {g.chain.hex()[:16]}…, "
+        f"{len(g.members)} members, quorum {g.checkpoint_quorum}, {g.suite.name}"
+    )
 
 
 def main() -> None:
