@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def test_a_signature_by_a_non_member_or_over_another_body_is_refused(tmp_path: P
     outsider = c.genesis.sign("mallory", SigningKey.generate("intl"))
     with pytest.raises(GenesisError, match="'mallory' signed but is not a member"):
         load_genesis(c.genesis.to_file([*sigs, outsider]))
-    other = c.genesis.__class__(**{**c.genesis.__dict__, "name": "other"})
+    other = replace(c.genesis, name="other")
     forged = other.sign("bank-1", c.keys["bank-1"])
     with pytest.raises(GenesisError, match="over another body"):
         load_genesis(c.genesis.to_file([forged, *sigs[1:]]))
@@ -82,12 +83,12 @@ def test_inconsistent_genesis_bodies_are_refused(tmp_path: Path) -> None:
     c = _created(tmp_path)
     g = c.genesis
     bad = [
-        ({**g.__dict__, "checkpoint_quorum": 5}, "checkpoint_quorum 5"),
-        ({**g.__dict__, "policies": {"x.*": ["org", "nobody"]}}, "nobody"),
-        ({**g.__dict__, "ordering": Ordering(kind="raft")}, "ordering"),
+        ({"checkpoint_quorum": 5}, "checkpoint_quorum 5"),
+        ({"policies": {"x.*": ["org", "nobody"]}}, "nobody"),
+        ({"ordering": Ordering(kind="raft")}, "ordering"),
     ]
     for fields, message in bad:
-        h = g.__class__(**fields)
+        h = replace(g, **fields)
         sigs = [h.sign(o, k) for o, k in sorted(c.keys.items())]
         with pytest.raises(GenesisError, match=message):
             load_genesis(h.to_file(sigs))
