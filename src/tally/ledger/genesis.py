@@ -83,12 +83,8 @@ class Genesis:
 
     @property
     def chain(self) -> bytes:
-        """The chain id: the suite hash of the genesis body (computed once)."""
-        cached: bytes | None = self.__dict__.get("_chain")
-        if cached is None:
-            cached = self.suite.hash(self.body())
-            object.__setattr__(self, "_chain", cached)
-        return cached
+        """The chain id: the suite hash of the genesis body."""
+        return self.suite.hash(self.body())
 
     def key(self, org: str) -> VerifyKey | None:
         m = self.members.get(org)
