@@ -354,6 +354,65 @@ def consortium_init(
     )
 
 
+@app.command()
+def audit(
+    genesis: Annotated[Path, typer.Option(help="The consortium's genesis file.")],
+    peer_state: Annotated[
+        Path, typer.Option(help="A member peer's state database (SQLite) to read the chain from.")
+    ],
+    config_file: ConfigOpt = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="The cloud database (default: [cloud] database_url).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Check the cloud database against the chain: altered, deleted or never-anchored records."""
+    import json
+
+    from tally import config
+    from tally.cloud.audit import audit as run_audit
+    from tally.cloud.config import load_settings
+    from tally.cloud.storage import open_storage
+    from tally.cloud.storage.sql import SqlStorage
+    from tally.ledger.genesis import read_genesis
+    from tally.ledger.state import SqliteState
+
+    if not peer_state.is_file():
+        raise FileNotFoundError(f"peer state {peer_state} does not exist")
+    g = read_genesis(genesis)
+    url = database_url or load_settings(config.load(config_file)).database_url
+    storage = open_storage(url)
+    state = SqliteState(peer_state)
+    try:
+        assert isinstance(storage, SqlStorage)
+        report = run_audit(storage, state, g)
+    finally:
+        state.close()
+        storage.close()
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "batches": report.batches,
+                    "items": report.items,
+                    "anchored": report.anchored,
+                    "counts": report.counts(),
+                    "findings": [f.__dict__ for f in report.findings],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for f in report.findings:
+            print(f.line())
+        verdict = "clean" if report.clean else f"{len(report.findings)} findings"
+        print(
+            f"audited {report.batches} batches, {report.items} items against "
+            f"{report.anchored} anchors: {verdict}"
+        )
+    raise typer.Exit(0 if report.clean else 1)
+
+
 def main() -> None:
     try:
         app()
