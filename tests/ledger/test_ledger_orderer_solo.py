@@ -13,6 +13,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -272,7 +273,7 @@ async def test_a_directory_of_another_chain_is_refused(tmp_path: Path) -> None:
     async with opened(g, tmp_path) as o:
         await o.submit(tx(1))
         await take(o, 1, 1)
-    other = Genesis(**{**g.__dict__, "name": "another consortium"})
+    other = replace(g, name="another consortium")
     with pytest.raises(BlockLogCorrupt, match="chain"):
         SoloOrderer(other, tmp_path)
 

@@ -60,6 +60,10 @@ class Genesis:
     policies: dict[str, Any]
     checkpoint_quorum: int
     ordering: Ordering = field(default_factory=Ordering)
+    _chain: bytes = field(init=False, repr=False, compare=False, default=b"")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_chain", self.suite.hash(self.body()))
 
     def body(self) -> bytes:
         return cbor.encode(
@@ -83,8 +87,8 @@ class Genesis:
 
     @property
     def chain(self) -> bytes:
-        """The chain id: the suite hash of the genesis body."""
-        return self.suite.hash(self.body())
+        """The chain id: the suite hash of the genesis body (computed when made)."""
+        return self._chain
 
     def key(self, org: str) -> VerifyKey | None:
         m = self.members.get(org)
