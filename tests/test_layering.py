@@ -27,7 +27,9 @@ ALLOWED: dict[str, set[str]] = {
     "merkle": {"tally.crypto", "tally.merkle"},
     "device": {"tally.crypto", "tally.device"} | BASE,
     "edge": {"tally.crypto", "tally.merkle", "tally.edge"} | BASE | FORMAT_MODULES,
-    "verify": {"tally.crypto", "tally.merkle", "tally.verify"} | BASE | FORMAT_MODULES,
+    "verify": {"tally.crypto", "tally.merkle", "tally.ledger", "tally.verify"}
+    | BASE
+    | FORMAT_MODULES,
     # the ledger's system contracts read the telemetry spine's signed formats (ADR 0003)
     "ledger": {"tally.crypto", "tally.merkle", "tally.ledger"} | BASE | FORMAT_MODULES,
     "cloud": {
@@ -36,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
         "tally.device",
         "tally.edge",
         "tally.verify",
+        "tally.ledger",  # the cloud anchors batches on the consortium ledger
         "tally.cloud",
     }
     | BASE,

@@ -11,6 +11,17 @@ lines for a valid bundle)::
     VALID reading site-1/lc-03 boot 0 ctr 41 (assurance device) in batch edge-1#12
       — anchors: acme (pinned)
     INVALID: item signature: signature does not verify (signer 'site-1/lc-03', alg -8)
+
+Checked against a consortium genesis, the anchors are the genesis members and the line
+ends with the anchoring instead::
+
+    VALID reading site-1/lc-03 boot 0 ctr 41 (assurance device) in batch edge-1#1
+      anchored in tx 5 of checkpoint 7 (signed by acme, bank, wh-1, quorum 3 of 4)
+      — genesis 3f2a07c19b1c44d0
+    VALID reading … in batch edge-1#12, not anchored — genesis 3f2a07c19b1c44d0
+
+and a bundle whose chain part was not checked (no genesis given) says so:
+``… — anchors: acme, bank (pinned); chain part not checked (no genesis)``.
 """
 
 from __future__ import annotations
@@ -70,6 +81,22 @@ class Verdict:
     anchors_pinned: bool = False
     """True when the anchors came from a trust file, False when taken from the bundle."""
     item: Item | None = None
+    genesis: bytes | None = None
+    """The chain id of the genesis the bundle was checked against (None: no genesis)."""
+    chain: str | None = None
+    """``anchored`` (the chain part verified), ``not anchored`` (no chain part, checked
+    against a genesis), ``not checked`` (a chain part but no genesis); None when the bundle
+    has no chain part and no genesis was given, or checking stopped before."""
+    tx_index: int | None = None
+    """The anchoring transaction's position in the checkpoint's transaction log."""
+    tx_id: bytes | None = None
+    checkpoint_height: int | None = None
+    checkpoint_signers: tuple[str, ...] = ()
+    quorum: int | None = None
+    members: int | None = None
+    """The number of genesis members."""
+    endorsers: tuple[str, ...] = ()
+    """The members that endorsed the anchoring transaction."""
 
     @property
     def subject(self) -> str:
@@ -94,14 +121,28 @@ class Verdict:
             return f"anchors: {orgs} (pinned)"
         return f"anchors not pinned: {orgs} (taken from the bundle)"
 
+    def chain_text(self) -> str:
+        """How the batch is anchored, and against which genesis (empty without one)."""
+        if self.genesis is None:
+            return ""
+        g = f" — genesis {self.genesis.hex()[:16]}"
+        if self.chain != "anchored":
+            return ", not anchored" + g
+        return (
+            f" anchored in tx {self.tx_index} of checkpoint {self.checkpoint_height}"
+            f" (signed by {', '.join(self.checkpoint_signers)}, quorum {self.quorum} of"
+            f" {self.members})" + g
+        )
+
     def line(self) -> str:
         """The one-line answer: ``VALID …`` or ``INVALID: <reason>``."""
         if not self.ok:
             return f"INVALID: {self.reason}"
-        return (
-            f"VALID {self.item_kind} {self.subject} in batch {self.edge}#{self.batch}"
-            f" — {self.anchors_text()}"
-        )
+        head = f"VALID {self.item_kind} {self.subject} in batch {self.edge}#{self.batch}"
+        if self.genesis is not None:
+            return head + self.chain_text()
+        tail = "; chain part not checked (no genesis)" if self.chain == "not checked" else ""
+        return f"{head} — {self.anchors_text()}{tail}"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of the verdict (bytes as hex)."""
@@ -125,5 +166,14 @@ class Verdict:
             "receipt_cloud": self.receipt_cloud,
             "anchors": list(self.anchors),
             "anchors_pinned": self.anchors_pinned,
+            "genesis": self.genesis.hex() if self.genesis is not None else None,
+            "chain": self.chain,
+            "tx_index": self.tx_index,
+            "tx_id": self.tx_id.hex() if self.tx_id is not None else None,
+            "checkpoint_height": self.checkpoint_height,
+            "checkpoint_signers": list(self.checkpoint_signers),
+            "quorum": self.quorum,
+            "members": self.members,
+            "endorsers": list(self.endorsers),
             "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail} for s in self.steps],
         }

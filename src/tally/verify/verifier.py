@@ -5,10 +5,12 @@ steps run in this order and stop at the first failure (``docs/formats.md`` §Ver
 gives every reason string):
 
 1. ``bundle``          decode the bundle (:func:`tally.verify.bundle.decode_bundle`);
-2. ``suite``           the suite is known, equals the trust file's, and every COSE_Sign1 in
-                       the bundle (item, header, receipt) uses its algorithm;
-3. ``anchors``         organisation root keys: pinned from the trust file (the bundle's own
-                       anchors must then agree with it), or the bundle's when the caller
+2. ``suite``           the suite is known, equals the genesis's (else the trust file's), and
+                       every COSE_Sign1 in the bundle (item, header, receipt) uses its
+                       algorithm;
+3. ``anchors``         organisation root keys: the genesis members' (a trust file given too
+                       must agree with them), else pinned from the trust file (the bundle's
+                       own anchors must then agree), else the bundle's when the caller
                        accepts them explicitly (the verdict then says "not pinned");
 4. ``registration of 'id'``  each registration verifies against the anchors
                        (:func:`tally.device.registration.verify_registration`);
@@ -24,7 +26,13 @@ gives every reason string):
                        ``hash_leaf(item)`` at ``index`` under the header's ``root``;
 10. ``receipt``        (when present) signed by a registered cloud; names this edge, batch
                        counter, leaf count and the suite hash of the header's COSE bytes;
-11. ``time``           (when ``now_ms`` is given) nothing is dated more than
+11. ``chain``          whether the bundle is anchored: with a genesis and a chain part, the
+                       four steps of :mod:`tally.verify.chain` (``checkpoint``, ``quorum``,
+                       ``chain inclusion``, ``anchoring transaction``) replace this one;
+                       otherwise it passes saying "not anchored" or "not checked (no
+                       genesis)", or fails when the caller requires an anchor (without a
+                       genesis, a chain part or that requirement, there is no such step);
+12. ``time``           (when ``now_ms`` is given) nothing is dated more than
                        :data:`MAX_CLOCK_SKEW_MS` after ``now_ms``.
 """
 
@@ -63,8 +71,19 @@ from tally.edge.formats import (
     decode_receipt,
     decode_summary,
 )
+from tally.ledger.genesis import Genesis
 from tally.merkle import Hasher, MerkleError, RootMismatchError, verify_inclusion
 from tally.verify.bundle import Bundle, decode_bundle
+from tally.verify.chain import (
+    AnchorTx,
+    ChainCheckFailed,
+    chain_id,
+    check_anchoring_tx,
+    check_checkpoint,
+    check_quorum,
+    check_tx_inclusion,
+    trust_disagreement,
+)
 from tally.verify.verdict import Item, Step, Verdict
 
 __all__ = ["MAX_CLOCK_SKEW_MS", "Step", "Verdict", "verify_bundle"]
@@ -104,7 +123,7 @@ def _short(h: bytes) -> str:
 
 def _describe(exc: BaseException, own: tuple[str, ...]) -> str:
     """Render ``exc`` as a step detail; drop a DecodeError's ``where`` if the step says it."""
-    if isinstance(exc, _Fail):
+    if isinstance(exc, _Fail | ChainCheckFailed):
         return exc.detail
     if isinstance(exc, RootMismatchError):
         expected, calculated = _short(exc.expected), _short(exc.calculated)
@@ -119,10 +138,21 @@ def _describe(exc: BaseException, own: tuple[str, ...]) -> str:
 class _Run:
     """One verification: the steps taken so far and what they established."""
 
-    def __init__(self, trust: Trust | None, accept_bundled_anchors: bool, now_ms: int | None):
+    def __init__(
+        self,
+        trust: Trust | None,
+        accept_bundled_anchors: bool,
+        now_ms: int | None,
+        genesis: Genesis | None,
+        require_anchor: bool,
+    ):
         self.trust = trust
         self.accept = accept_bundled_anchors
         self.now_ms = now_ms
+        self.genesis = genesis
+        self.chain_id = chain_id(genesis) if genesis is not None else b""
+        self.require_anchor = require_anchor
+        self.anchor_tx: AnchorTx | None = None
         self.v = Verdict()
         self.msgs: dict[str, Sign1 | Exception] = {}
         self.regs: dict[tuple[str, str], Registration] = {}
@@ -174,13 +204,18 @@ class _Run:
                 d.text = h.site
         self.check_inclusion(b, h, suite)
         self.check_receipt(b, h, suite)
+        self.check_chain(b, h)
         if self.now_ms is not None:
             self.check_time(item, h, self.now_ms)
 
     def check_suite(self, b: Bundle) -> Suite:
         with self.step("suite") as d:
             suite = get_suite(b.suite)
-            if self.trust is not None and self.trust.suite is not suite:
+            if self.genesis is not None and self.genesis.suite is not suite:
+                raise _Fail(
+                    f"bundle suite {suite.name!r}, genesis suite {self.genesis.suite.name!r}"
+                )
+            if self.genesis is None and self.trust is not None and self.trust.suite is not suite:
                 raise _Fail(
                     f"bundle suite {suite.name!r}, trust file suite {self.trust.suite.name!r}"
                 )
@@ -206,7 +241,10 @@ class _Run:
 
     def check_anchors(self, b: Bundle, suite: Suite) -> None:
         with self.step("anchors") as d:
-            if self.trust is not None:
+            if self.genesis is not None:
+                self.genesis_anchors(b)
+                d.text = f"{', '.join(sorted(self.anchors))} (genesis {self.chain_id.hex()[:16]})"
+            elif self.trust is not None:
                 self.anchors = self.trust.orgs
                 for org, raw in sorted(b.anchors.items()):
                     pinned = self.anchors.get(org)
@@ -230,6 +268,25 @@ class _Run:
                 )
             if not self.anchors:
                 raise _Fail("no trust anchors")
+
+    def genesis_anchors(self, b: Bundle) -> None:
+        """The genesis members are the anchors; a trust file and the bundle must agree."""
+        g = self.genesis
+        assert g is not None
+        self.anchors = {org: VerifyKey(g.suite, m.pub) for org, m in g.members.items()}
+        why = trust_disagreement(self.trust, g) if self.trust is not None else None
+        if why is not None:
+            raise _Fail(why)
+        for org, raw in sorted(b.anchors.items()):
+            member = self.anchors.get(org)
+            if member is None:
+                raise _Fail(f"bundle anchor {org!r} is not a genesis member")
+            if member.raw != raw:
+                raise _Fail(f"bundle anchor {org!r} differs from the genesis member's key")
+        self.v.anchors_pinned = True
+        self.v.genesis = self.chain_id
+        self.v.members = len(g.members)
+        self.v.quorum = g.checkpoint_quorum
 
     def check_registration(self, i: int, raw: bytes, suite: Suite) -> None:
         try:
@@ -397,11 +454,52 @@ class _Run:
             self.v.receipt_cloud = rc.cloud
             d.text = f"stored by {rc.cloud!r}" + (" (duplicate upload)" if rc.dup else "")
 
+    def check_chain(self, b: Bundle, h: BatchHeader) -> None:
+        g, proof = self.genesis, b.chain
+        if g is None and proof is None and not self.require_anchor:
+            return  # nothing to say: checked as before chains existed
+        if g is None or proof is None:
+            with self.step("chain") as d:
+                if proof is None:
+                    self.v.chain = "not anchored" if g is not None else None
+                    if self.require_anchor:
+                        raise _Fail("not anchored: the bundle has no chain part")
+                    d.text = "none in the bundle (not anchored)"
+                else:
+                    self.v.chain = "not checked"
+                    if self.require_anchor:
+                        raise _Fail("not checked: no genesis to check the chain part against")
+                    d.text = "not checked (no genesis)"
+            return
+        with self.step("checkpoint", "checkpoint") as d:
+            cp = check_checkpoint(g, self.chain_id, proof)
+            d.text = f"height {cp.height}, log size {cp.size}, root {_short(cp.root)}"
+        with self.step("quorum") as d:
+            signers = check_quorum(g, proof)
+            d.text = (
+                f"signed by {', '.join(signers)} (quorum {g.checkpoint_quorum} of {len(g.members)})"
+            )
+        with self.step("chain inclusion") as d:
+            check_tx_inclusion(g.suite, proof, cp)
+            d.text = f"tx {proof.index} of {proof.size}, {len(proof.path)} path hash(es)"
+        with self.step("anchoring transaction", "transaction") as d:
+            a = check_anchoring_tx(g, self.chain_id, proof.tx, b.header, h)
+            d.text = (
+                f"tx {_short(a.tx_id)} by {a.creator!r}, endorsed by {', '.join(a.endorsers)}"
+                f" ({a.policy})"
+            )
+        self.anchor_tx = a
+        v = self.v
+        v.chain, v.tx_index, v.tx_id, v.endorsers = "anchored", proof.index, a.tx_id, a.endorsers
+        v.checkpoint_height, v.checkpoint_signers = cp.height, signers
+
     def check_time(self, item: Item, h: BatchHeader, now_ms: int) -> None:
         with self.step("time") as d:
             limit = now_ms + MAX_CLOCK_SKEW_MS
             times = [(f"{self.v.item_kind} t", item.t), ("batch header t1", h.t1)]
             times += [(f"registration of {r.id!r} t", r.t) for r in self.regs.values()]
+            if self.anchor_tx is not None:
+                times.append(("anchoring proposal t", self.anchor_tx.t))
             for what, t in times:
                 if t > limit:
                     raise _Fail(f"{what} {t} is {t - now_ms} ms after now {now_ms}")
@@ -413,15 +511,23 @@ def verify_bundle(
     trust: Trust | None,
     accept_bundled_anchors: bool = False,
     now_ms: int | None = None,
+    genesis: Genesis | None = None,
+    *,
+    require_anchor: bool = False,
 ) -> Verdict:
     """Check the proof bundle ``data``; return a :class:`Verdict`, never raise for bad input.
 
-    ``trust`` pins the organisations' root keys. Without it the bundle's own anchors are
-    used only if ``accept_bundled_anchors`` is true, and the verdict then records
-    ``anchors_pinned = False``. ``now_ms`` (ms since the Unix epoch), when given, rejects
-    anything dated more than :data:`MAX_CLOCK_SKEW_MS` after it.
+    ``genesis`` (the consortium's, already loaded and checked with
+    :func:`tally.ledger.genesis.load_genesis`) makes its members the trust anchors and lets
+    the bundle's ``chain`` part be checked; ``trust``, if given too, must agree with it.
+    Without a genesis, ``trust`` pins the organisations' root keys; without either the
+    bundle's own anchors are used only if ``accept_bundled_anchors`` is true, and the
+    verdict then records ``anchors_pinned = False``. ``require_anchor`` makes a bundle that
+    is not proven anchored (no chain part, or no genesis to check it) invalid. ``now_ms``
+    (ms since the Unix epoch), when given, rejects anything dated more than
+    :data:`MAX_CLOCK_SKEW_MS` after it.
     """
-    run = _Run(trust, accept_bundled_anchors, now_ms)
+    run = _Run(trust, accept_bundled_anchors, now_ms, genesis, require_anchor)
     v = run.v
     try:
         run.run(data)

@@ -4,6 +4,11 @@ Run from the repository root::
 
     python tests/vectors/formats/generate.py            # intl and gm
     python tests/vectors/formats/generate.py --suite intl
+    python tests/vectors/formats/generate.py --no-chain  # leave the chained bundles as they are
+
+The chained bundles (``tests/vectors/bundles/*/chain/``) are written by
+``tests/vectors/bundles/generate_chain.py``, which this script runs after the rest: they need
+a live in-process consortium and are not byte-reproducible (see that script).
 
 Everything is built with tally's own code (registrations, DeviceSigner, edge formats,
 tally.merkle, Bundle) from fixed test keys and fixed times, so:
@@ -824,9 +829,27 @@ def build(suite_name: str) -> dict[str, bytes]:
     return files
 
 
+def chain_generator() -> Any:
+    """tests/vectors/bundles/generate_chain.py: the chained bundles (a live consortium)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "tally_chain_vector_generator", VECTORS / "bundles" / "generate_chain.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--suite", choices=["intl", "gm", "all"], default="all")
+    ap.add_argument(
+        "--no-chain",
+        action="store_true",
+        help="do not rewrite the chained bundles (not reproducible)",
+    )
     args = ap.parse_args()
     for s in ("intl", "gm") if args.suite == "all" else (args.suite,):
         for rel, data in build(s).items():
@@ -834,6 +857,9 @@ def main() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
             print(f"wrote {path.relative_to(VECTORS.parents[1])}")
+        if not args.no_chain:
+            chain = chain_generator()
+            chain.write(chain.build_chain(s))
 
 
 if __name__ == "__main__":
