@@ -68,12 +68,26 @@ def verify(
     trust: Annotated[
         Path | None, typer.Option(help="Trust file naming the organisations' root keys.")
     ] = None,
+    genesis: Annotated[
+        Path | None,
+        typer.Option(
+            help="The consortium's genesis: its members are the anchors; checks the chain."
+        ),
+    ] = None,
+    require_anchor: Annotated[
+        bool,
+        typer.Option("--require-anchor", help="INVALID unless anchored up to a final checkpoint."),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
-    """Check a proof bundle offline; print one line: VALID … or INVALID: reason."""
+    """Check a proof bundle offline; print one line: VALID … or INVALID: reason.
+
+    Without --genesis and --trust, genesis.cbor (preferred) or trust.cbor is looked for
+    beside the bundle and one directory up.
+    """
     from tally.verify.cli import run_verify
 
-    raise typer.Exit(run_verify(bundle, trust, json_out))
+    raise typer.Exit(run_verify(bundle, trust, json_out, genesis, require_anchor))
 
 
 @bench_app.command("edge")
@@ -149,6 +163,23 @@ def bench_latency(
     from tally.bench.latency import run_latency_bench
 
     raise typer.Exit(run_latency_bench(devices, seconds, mqtt_host, mqtt_port, json_out))
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+    n: Annotated[int, typer.Option(help="Transactions per orderer.", min=10)] = 2000,
+    concurrency: Annotated[int, typer.Option(help="Transactions in flight.", min=1)] = 200,
+    max_txs: Annotated[int, typer.Option(help="Ordering: most transactions a block.", min=1)] = 100,
+    max_ms: Annotated[int, typer.Option(help="Ordering: ms before a block is cut.", min=1)] = 20,
+    catchup_blocks: Annotated[
+        int, typer.Option(help="Blocks a restarted peer catches up (0: skip).", min=0)
+    ] = 10_000,
+) -> None:
+    """Ledger tx/s and time to a final checkpoint (solo, JetStream); proofs; catch-up."""
+    from tally.bench.ledger import run_ledger_bench
+
+    raise typer.Exit(run_ledger_bench(n, concurrency, max_txs, max_ms, catchup_blocks, json_out))
 
 
 @app.command()
