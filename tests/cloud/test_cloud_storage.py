@@ -9,9 +9,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from tally.cloud.errors import BatchExists, ItemExists
+from tally.cloud.errors import BatchExists, ItemExists, StorageError
 from tally.cloud.storage import migrate as M
 from tally.cloud.storage.api import (
+    ANCHORED,
+    PENDING,
+    REFUSED,
+    AnchorRecord,
     ItemQuery,
     NewBatch,
     NewGap,
@@ -56,7 +60,7 @@ def item(i: int, edge: str = "e1", ctr: int = 0, **kw: object) -> NewItem:
 def test_migrate_is_idempotent_and_matches_schema(any_storage: Storage) -> None:
     any_storage.migrate()
     assert isinstance(any_storage, SqlStorage)
-    assert M.current(any_storage.engine) == M.head() == "0001"
+    assert M.current(any_storage.engine) == M.head() == "0002"
     with any_storage.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
@@ -164,3 +168,35 @@ def test_bulk_insert_of_a_large_batch(any_storage: Storage) -> None:
     took = time.perf_counter() - start
     assert len(any_storage.batch_items(bid)) == 5000
     assert took < 5.0, f"storing 5000 items took {took:.2f} s"
+
+
+def test_anchor_states_round_trip_and_select_what_is_left(any_storage: Storage) -> None:
+    ids = {
+        (e, c): any_storage.store_batch(batch(e, c), [], [])
+        for e in ("e2", "e1")
+        for c in (1, 0, 2)
+    }
+    assert [(b.edge, b.ctr) for b in any_storage.batches_to_anchor()] == [
+        ("e1", 0),
+        ("e1", 1),
+        ("e1", 2),
+        ("e2", 0),
+        ("e2", 1),
+        ("e2", 2),
+    ]
+    assert any_storage.anchor_counts() == {"none": 6}
+    done = AnchorRecord(ids["e1", 0], ANCHORED, b"t" * 32, 7, 41, "", 1234)
+    any_storage.record_anchor(AnchorRecord(ids["e1", 0], PENDING, t=1000))
+    any_storage.record_anchor(done)
+    any_storage.record_anchor(AnchorRecord(ids["e1", 1], PENDING, reason="timeout", t=1001))
+    refused = AnchorRecord(ids["e2", 0], REFUSED, b"u" * 32, 8, 50, "batch 0 of e2: nope", 99)
+    any_storage.record_anchor(refused)
+    got = any_storage.anchors([ids["e1", 0], ids["e2", 0], ids["e2", 1], 10**9])
+    assert got == {ids["e1", 0]: done, ids["e2", 0]: refused}
+    left = [(b.edge, b.ctr) for b in any_storage.batches_to_anchor(limit=3)]
+    assert left == [("e1", 1), ("e1", 2), ("e2", 1)]
+    assert any_storage.anchor_counts() == {"anchored": 1, "refused": 1, "pending": 1, "none": 3}
+    with pytest.raises(ValueError):
+        any_storage.record_anchor(AnchorRecord(ids["e1", 2], "lost"))
+    with pytest.raises(StorageError):
+        any_storage.record_anchor(AnchorRecord(10**9, PENDING))

@@ -1,8 +1,10 @@
-"""The main job, end to end: ``tally demo --headless`` runs a simulated site, edge and cloud,
-injects every scripted incident, and proves that nothing produced was lost.
+"""The main job, end to end: ``tally demo --headless`` runs a simulated site, edge, cloud and
+the consortium ledger, injects every scripted incident, proves that nothing produced was
+lost and that every stored batch is anchored under a final checkpoint.
 
-Runs the real command in a subprocess (embedded MQTT broker, HTTP, CoAP, Modbus, SQLite),
-then checks the report and every proof bundle it wrote with the offline verifier.
+Runs the real command in a subprocess (embedded MQTT broker, HTTP, CoAP, Modbus, SQLite,
+four in-process peers and a solo orderer), then checks the report and every proof bundle it
+wrote with the offline verifier, against the consortium's genesis.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from tally.cli import app
 from tally.cloud.storage import open_storage
-from tally.sim.accounting import account
-from tally.verify.cli import run_verify
+from tally.device.trust import load_trust
+from tally.ledger.genesis import load_genesis
+from tally.sim.accounting import account, percentile
+from tally.verify.verifier import verify_bundle
 
 REQUIRED = (
     "readings_produced",
@@ -25,7 +31,21 @@ REQUIRED = (
     "unaccounted",
     "rejected",
     "events",
+    "batches_anchored",
+    "checkpoints_final",
+    "reading_to_checkpoint_p95_s",
 )
+
+
+def tally_verify(*args: object) -> tuple[int, str]:
+    """``tally verify ARGS`` in this process: (exit code, output)."""
+    result = CliRunner().invoke(app, ["verify", *map(str, args)])
+    return result.exit_code, result.output
+
+
+def anchors_option() -> str:
+    """``--genesis`` once the verifier takes a consortium genesis, else ``--trust``."""
+    return "--genesis" if "--genesis" in tally_verify("--help")[1] else "--trust"
 
 
 @pytest.fixture(scope="module")
@@ -75,25 +95,44 @@ def test_demo_report_accounts_for_every_envelope(demo_report: Path) -> None:
     assert "continuity.counter_reset" in events
     assert "continuity.clock_skew" in events
     assert "continuity.gap" in events
+    # every stored batch is anchored on the ledger under a final checkpoint
+    assert report["batches_anchored"] == report["batches_stored"] > 0
+    assert report["anchors_drained"] is True
+    assert report["registrations_on_chain"] == report["devices"] + 2  # + edge and cloud
+    assert report["checkpoints_final"] >= report["batches_anchored"] // 100 + 1
+    p50, p95 = report["reading_to_checkpoint_p50_s"], report["reading_to_checkpoint_p95_s"]
+    assert 0 < p50 <= p95 < 30, (p50, p95)
+    assert report["consortium"]["members"] == ["bank", "logistics", "regulator", "warehouse"]
+    assert report["consortium"]["checkpoint_quorum"] == 3
 
 
-def test_demo_bundles_verify_and_any_changed_byte_is_rejected(
-    demo_report: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_demo_bundles_verify_and_any_changed_byte_is_rejected(demo_report: Path) -> None:
     bundles = sorted((demo_report / "bundles").glob("*.cbor"))
     report = json.loads((demo_report / "report.json").read_text())
     assert len(bundles) == len(report["incidents"]) == 7
+    genesis = load_genesis((demo_report / "genesis.cbor").read_bytes())
+    trust = load_trust(demo_report / "trust.cbor")  # the genesis members are the trust anchors
+    assert {o: m.pub for o, m in genesis.members.items()} == {
+        o: k.raw for o, k in trust.orgs.items()
+    }
+    option = anchors_option()
+    anchors = demo_report / ("genesis.cbor" if option == "--genesis" else "trust.cbor")
     for path in bundles:
-        assert run_verify(path, None, False) == 0, capsys.readouterr().out
-        assert "(pinned)" in capsys.readouterr().out
+        code, out = tally_verify(path, option, anchors)
+        assert code == 0 and out.startswith("VALID"), out
+        if option == "--genesis":
+            assert "anchored in tx" in out and "quorum 3 of 4" in out, out
         data = path.read_bytes()
+        # the chain part proves the header up to a checkpoint three of four members signed
+        verdict = verify_bundle(data, None, genesis=genesis, require_anchor=True)
+        assert verdict.ok, verdict.reason
         for pos in (0, len(data) // 3, len(data) // 2, len(data) - 1):
             bad = bytearray(data)
             bad[pos] ^= 0x01
             mutated = demo_report / "mutated.cbor"
             mutated.write_bytes(bytes(bad))
-            assert run_verify(mutated, demo_report / "trust.cbor", False) == 1
-            assert capsys.readouterr().out.startswith("INVALID")
+            code, out = tally_verify(mutated, option, anchors)
+            assert code == 1 and out.startswith("INVALID"), out
 
 
 def test_accounting_flags_what_is_neither_stored_nor_certified(tmp_path: Path) -> None:
@@ -105,3 +144,11 @@ def test_accounting_flags_what_is_neither_stored_nor_certified(tmp_path: Path) -
         storage.close()
     assert acc.produced == 2
     assert acc.unaccounted == [("dev-1", 0, 0), ("dev-1", 0, 1)]
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 21)]
+    assert percentile(values, 50) == 10.0
+    assert percentile(values, 95) == 19.0
+    assert percentile(values, 100) == 20.0
+    assert percentile([], 95) is None

@@ -13,7 +13,11 @@
 ``GET /v1/sites/{site}/readings``        the same for every visible device of a site
 ``GET /v1/events``                       edge events, ``site``, ``rule``, ``from``, ``to`` …
 ``GET /v1/devices/{id}/gaps``            certified gaps of a device
-``GET /v1/proofs/items/{hash}``          the proof bundle of an item (``application/cbor``)
+``GET /v1/proofs/items/{hash}``          the proof bundle of an item (``application/cbor``);
+                                         with the chain part once its batch is anchored
+                                         under a final checkpoint
+``GET /v1/anchors``                      how many stored batches are anchored, refused,
+                                         pending or not yet submitted
 =======================================  ==========================================================
 
 Read endpoints need ``Authorization: Bearer <token>`` (see :mod:`tally.cloud.auth`); data of
@@ -33,6 +37,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from tally.cloud import problems
+from tally.cloud.anchoring import LedgerLink
 from tally.cloud.auth import Principal, TokenAuth
 from tally.cloud.config import CloudSettings
 from tally.cloud.errors import BadRequest, CloudError, NotFound
@@ -40,7 +45,7 @@ from tally.cloud.ingest import Ingestor, now_ms
 from tally.cloud.keys import CloudIdentity
 from tally.cloud.proofs import build_bundle
 from tally.cloud.registry import accept_signed
-from tally.cloud.storage.api import ItemQuery, ItemRecord, Page, Storage
+from tally.cloud.storage.api import ANCHORED, ItemQuery, ItemRecord, Page, Storage
 from tally.crypto import DecodeError
 from tally.device.registration import Assurance
 from tally.device.trust import Trust
@@ -76,6 +81,7 @@ class Cloud:
     identity: CloudIdentity
     ingestor: Ingestor
     auth: TokenAuth
+    ledger: LedgerLink | None = None
 
 
 def encode_cursor(after: tuple[int, int] | None) -> str | None:
@@ -149,10 +155,13 @@ def create_app(
     trust: Trust,
     identity: CloudIdentity,
     clock: Any = now_ms,
+    ledger: LedgerLink | None = None,
 ) -> FastAPI:
-    """The cloud API over ``storage`` (already migrated), verifying against ``trust``."""
+    """The cloud API over ``storage`` (already migrated), verifying against ``trust``;
+    proof bundles carry the chain part from ``ledger`` when there is one."""
     ingestor = Ingestor(storage, trust, identity, clock, settings.max_upload_bytes)
-    cloud = Cloud(settings, storage, trust, identity, ingestor, TokenAuth(settings.api_tokens))
+    auth = TokenAuth(settings.api_tokens)
+    cloud = Cloud(settings, storage, trust, identity, ingestor, auth, ledger)
     app = FastAPI(title="tally cloud", version="1", docs_url=None, redoc_url=None)
     app.state.cloud = cloud
     problems.install(app)
@@ -314,15 +323,35 @@ def create_app(
         }
 
     @app.get("/v1/proofs/items/{hash_hex}")
-    def proof(who: Who, hash_hex: str) -> Response:
+    async def proof(who: Who, hash_hex: str) -> Response:
         try:
             h = bytes.fromhex(hash_hex)
         except ValueError:
             raise BadRequest(f"{hash_hex!r} is not a hex hash") from None
-        item = storage.item(h)
+        item = await run_in_threadpool(storage.item, h)
         if item is None or not who.may_read(item.org):
             raise NotFound(f"no item {hash_hex}")
-        bundle = build_bundle(storage, trust, item, identity.id, identity.registration)
+        chain = None
+        if ledger is not None:  # asked on the event loop: the ledger link lives there
+            anchors = await run_in_threadpool(storage.anchors, [item.batch_id])
+            anchor = anchors.get(item.batch_id)
+            if anchor is not None and anchor.state == ANCHORED and anchor.log_index is not None:
+                chain = ledger.chain_proof(anchor.log_index)
+        bundle = await run_in_threadpool(
+            build_bundle, storage, trust, item, identity.id, identity.registration, chain
+        )
         return Response(bundle.encode(), media_type=CBOR)
+
+    @app.get("/v1/anchors")
+    def anchors(who: Who) -> dict[str, Any]:
+        counts = storage.anchor_counts()
+        return {
+            "batches": sum(counts.values()),
+            "anchored": counts.get("anchored", 0),
+            "refused": counts.get("refused", 0),
+            "pending": counts.get("pending", 0),
+            "not_submitted": counts.get("none", 0),
+            "ledger": ledger is not None,
+        }
 
     return app

@@ -11,6 +11,8 @@ Example::
     trust_file = "trust.cbor"
     registrations_dir = "registrations"    # signed *.cose registrations loaded at start
     online_window_s = 300
+    anchor_retry_ms = 500                  # anchoring on the ledger: retry after a failure
+    anchor_hold_ms = 30000                 # wait this long for a missing earlier batch
 
     [[cloud.api_tokens]]
     sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -79,6 +81,8 @@ class CloudSettings(BaseModel):
     api_tokens: list[ApiToken] = Field(default_factory=list)
     online_window_s: int = Field(default=300, gt=0)
     max_upload_bytes: int = Field(default=16 << 20, gt=0)
+    anchor_retry_ms: int = Field(default=500, gt=0)
+    anchor_hold_ms: int = Field(default=30_000, ge=0)
 
     @model_validator(mode="after")
     def _defaults(self) -> CloudSettings:

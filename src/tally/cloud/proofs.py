@@ -14,7 +14,7 @@ from tally.device.registration import decode_registration
 from tally.device.trust import Trust
 from tally.edge.formats import decode_batch_header
 from tally.merkle import Hasher, MerkleError, Tree, verify_inclusion
-from tally.verify.bundle import Bundle
+from tally.verify.bundle import Bundle, ChainProof
 
 
 def build_bundle(
@@ -23,13 +23,16 @@ def build_bundle(
     item: ItemRecord,
     cloud_id: str | None = None,
     cloud_registration: bytes | None = None,
+    chain: ChainProof | None = None,
 ) -> Bundle:
     """The proof bundle of stored ``item``.
 
     ``registrations`` holds, in this order and without repeats, the registrations of the
     item's device, of its signer, of the batch's edge and of the cloud that signed the receipt
     (``cloud_id``: from storage, else ``cloud_registration``); ``anchors`` the root keys of
-    their organisations. Raises NotFound when the batch is gone and StorageError when the
+    their organisations. ``chain`` is the bundle's chain part (the anchoring of the batch up to
+    a final checkpoint, :meth:`tally.cloud.anchoring.LedgerLink.chain_proof`), when the batch
+    is anchored and final. Raises NotFound when the batch is gone and StorageError when the
     stored items do not give the header's root.
     """
     batch = storage.batch_by_id(item.batch_id)
@@ -74,4 +77,5 @@ def build_bundle(
         registrations=tuple(raws),
         anchors=anchors,
         receipt=batch.receipt,
+        chain=chain,
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from tally.cloud.anchoring import Anchorer, LedgerLink
 from tally.cloud.app import create_app
 from tally.cloud.config import CloudSettings
 from tally.cloud.errors import CloudError
@@ -119,16 +120,34 @@ class CloudService:
     trust: Trust
     identity: CloudIdentity
     server: CloudServer
+    anchorer: Anchorer | None = None
+
+    async def start(self) -> int:
+        """Start serving (and anchoring, with a ledger); return the bound port."""
+        port = await self.server.start()
+        if self.anchorer is not None:
+            self.anchorer.start()
+        return port
 
     async def stop(self) -> None:
+        if self.anchorer is not None:
+            await self.anchorer.stop()
         await self.server.stop()
         self.storage.close()
 
 
 def build_service(
-    settings: CloudSettings, identity: CloudIdentity, trust: Trust | None = None
+    settings: CloudSettings,
+    identity: CloudIdentity,
+    trust: Trust | None = None,
+    ledger: LedgerLink | None = None,
 ) -> CloudService:
-    """Open and migrate storage, load trust and registrations, and make the server (unstarted)."""
+    """Open and migrate storage, load trust and registrations, and make the server (unstarted).
+
+    With ``ledger`` the service also anchors every stored batch there (an
+    :class:`~tally.cloud.anchoring.Anchorer`, started by :meth:`CloudService.start`) and its
+    proof bundles carry the chain part.
+    """
     if trust is None:
         if settings.trust_file is None:
             raise ServerError("cloud.trust_file is not configured")
@@ -136,14 +155,20 @@ def build_service(
     storage = open_storage(settings.database_url)
     storage.migrate()
     import_registrations(settings, trust, storage)
-    app = create_app(settings, storage, trust, identity)
-    return CloudService(settings, storage, trust, identity, CloudServer(app, settings))
+    app = create_app(settings, storage, trust, identity, ledger=ledger)
+    anchorer = None
+    if ledger is not None:
+        anchorer = Anchorer(
+            storage, ledger, retry_ms=settings.anchor_retry_ms, hold_ms=settings.anchor_hold_ms
+        )
+    server = CloudServer(app, settings)
+    return CloudService(settings, storage, trust, identity, server, anchorer)
 
 
 async def serve_forever(settings: CloudSettings, identity: CloudIdentity) -> None:
     """Run the cloud until cancelled; log the URL it listens on."""
     service = build_service(settings, identity)
-    port = await service.server.start()
+    port = await service.start()
     log.info("tally cloud %s listening on %s", identity.id, service.server.url)
     print(
         f"tally cloud {identity.id} listening on {service.server.scheme}://{settings.host}:{port}",

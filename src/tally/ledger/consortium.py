@@ -39,6 +39,7 @@ from tally.ledger.contracts.membership import policy_view
 from tally.ledger.errors import BlockRejected, CheckpointInvalid, TxTimeout
 from tally.ledger.formats import decode_transaction
 from tally.ledger.genesis import Genesis, Member, Ordering, load_genesis
+from tally.ledger.orderer import Orderer
 from tally.ledger.peer import VALID, BlockResult, Peer, TxStatus
 from tally.ledger.policy import parse_policy
 from tally.ledger.solo import SoloOrderer
@@ -46,6 +47,9 @@ from tally.ledger.state_sqlite import SqliteState
 
 DEFAULT_TIMEOUT = 10.0
 _T = TypeVar("_T")
+
+OrdererFactory = Callable[[Genesis, Path], Orderer]
+"""Makes a consortium's orderer from its genesis and the directory it may use."""
 
 
 @dataclass(frozen=True)
@@ -93,14 +97,17 @@ class Consortium:
         keys: Mapping[str, SigningKey],
         contracts: Registry,
         clock: Callable[[], int] | None = None,
+        orderer: OrdererFactory | None = None,
     ) -> None:
         self.directory = directory
         self.genesis = genesis
         self.keys = dict(keys)
         self.contracts = contracts
         self.clock = clock
-        self.orderer = (
-            SoloOrderer(genesis, directory / "orderer")
+        self.orderer: Orderer = (
+            orderer(genesis, directory / "orderer")
+            if orderer is not None
+            else SoloOrderer(genesis, directory / "orderer")
             if clock is None
             else SoloOrderer(genesis, directory / "orderer", clock=clock)
         )
@@ -131,15 +138,21 @@ class Consortium:
         contracts: Registry | None = None,
         name: str = "tally-test",
         clock: Callable[[], int] | None = None,
+        orderer: OrdererFactory | None = None,
+        keys: Mapping[str, SigningKey] | None = None,
     ) -> Consortium:
         """Make a key per member, the genesis they all sign, and start a peer per member.
 
         ``policies`` maps ``contract.fn`` (or ``contract.*``) to a policy in text form
         (``"2-OF(org:a, org:b, org:c)"``) or CBOR form. ``ordering`` defaults to solo with
-        blocks of up to 100 transactions cut after 20 ms.
+        blocks of up to 100 transactions cut after 20 ms. ``orderer`` makes the orderer from
+        the genesis and the directory ``orderer/`` (default: a :class:`SoloOrderer` there).
+        ``keys`` gives members existing keys (org -> key, e.g. the organisations' root keys
+        of a trust file); members not in it get a new key.
         """
         s = get_suite(suite) if isinstance(suite, str) else suite
-        keys = {org: SigningKey.generate(s) for org, _ in members}
+        given = dict(keys or {})
+        keys = {org: given.get(org) or SigningKey.generate(s) for org, _ in members}
         draft = Genesis(
             name=name,
             suite=s,
@@ -155,7 +168,7 @@ class Consortium:
         genesis = load_genesis(data)  # checks every policy and signature
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "genesis.cbor").write_bytes(data)
-        c = cls(directory, genesis, keys, contracts or Registry(), clock)
+        c = cls(directory, genesis, keys, contracts or Registry(), clock, orderer)
         for org in genesis.members:
             c._start_peer(org)
         return c

@@ -3,10 +3,12 @@ the cloud or covered by a certified gap, and nothing is stored twice."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tally.cloud.storage.api import ItemQuery, ItemRecord, Storage
+from tally.cloud.storage.api import ANCHORED, ItemQuery, ItemRecord, Storage
 
 
 @dataclass
@@ -63,3 +65,25 @@ def account(storage: Storage, produced: dict[str, set[tuple[int, int]]]) -> Acco
             else:
                 acc.unaccounted.append((dev, boot, ctr))
     return acc
+
+
+def reading_to_checkpoint_s(storage: Storage, sent_at_ms: Mapping[bytes, int]) -> list[float]:
+    """For every stored reading whose send time is known (item hash -> wall ms), the wall
+    seconds from its send to the final checkpoint covering its batch's anchor; sorted."""
+    readings = all_items(storage, ("reading",))
+    anchors = storage.anchors({r.batch_id for r in readings})
+    out: list[float] = []
+    for r in readings:
+        sent = sent_at_ms.get(r.hash)
+        a = anchors.get(r.batch_id)
+        if sent is not None and a is not None and a.state == ANCHORED:
+            out.append((a.t - sent) / 1000)
+    return sorted(out)
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float | None:
+    """The nearest-rank ``p``-th percentile (0 < p <= 100) of sorted values; None if empty."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]

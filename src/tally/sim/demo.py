@@ -4,7 +4,10 @@ What runs: a simulated warehouse site (load cells, RFID gate, doors, cameras, co
 silo, trucks, a leased forklift, a hotel's till feed, an electricity meter) whose devices
 sign every reading; MQTT through the embedded broker, HTTP and CoAP into the edge gateway;
 a Modbus meter that cannot sign, polled by the edge; the edge's rules, batches and uplink;
-the cloud on SQLite with its signed receipts and proof export.
+the cloud on SQLite with its signed receipts and proof export; and the consortium ledger of
+the bank, the warehouse, the logistics firm and the regulator (a peer each, a solo orderer,
+checkpoints final with three of four signatures), on which the chain registers every device,
+edge and cloud key and the cloud anchors every stored batch as the bank.
 
 Time is simulated and compressed (``TIME_SCALE`` simulated seconds per wall second) so that
 a one-minute run covers an hour of the night, with the scripted incidents: goods removed at
@@ -32,9 +35,11 @@ from typing import Any
 
 import httpx
 
+from tally.cloud.anchoring import ConsortiumLink
 from tally.cloud.config import ApiToken, CloudSettings, token_digest
 from tally.cloud.keys import CloudIdentity
 from tally.cloud.server import CloudService, build_service
+from tally.crypto import get_suite
 from tally.device.broker import EmbeddedBroker
 from tally.device.modbus_meter import ModbusMeter
 from tally.device.publish.coap import CoapPublisher
@@ -44,8 +49,10 @@ from tally.device.sim import Site, build_demo_site, demo_incidents
 from tally.edge.config import load_edge_config
 from tally.edge.gateway import EdgeGateway
 from tally.edge.service import EdgeService
+from tally.ledger.consortium import Consortium
 from tally.sim.accounting import Accounting, account
 from tally.sim.bundles import export_bundles
+from tally.sim.chain import chain_report, create_consortium, drain_anchors, register_on_chain
 from tally.sim.display import Display
 from tally.sim.fleet import COAP, HTTP, MQTT, Fleet, Outgoing
 from tally.sim.provision import DeviceSpec, Provisioned, provision
@@ -64,6 +71,11 @@ WARMUP_S = 0.5
 ORG_BANK = "bank"
 ORG_WAREHOUSE = "warehouse"
 ORG_LOGISTICS = "logistics"
+ORG_REGULATOR = "regulator"
+ORGS = (ORG_BANK, ORG_WAREHOUSE, ORG_LOGISTICS, ORG_REGULATOR)
+"""The consortium's members, each with the role of its name; the cloud is the bank's."""
+ANCHOR_DRAIN_S = 30.0
+"""How long the end of the run waits for every stored batch to be anchored."""
 
 
 @dataclass
@@ -81,6 +93,9 @@ class DemoOptions:
 class Sent:
     by_transport: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
+
+    at_ms: dict[bytes, int] = field(default_factory=dict)
+    """Wall time (ms) of the first send of each genuine envelope, by its hash."""
 
     @property
     def total(self) -> int:
@@ -147,6 +162,9 @@ class Demo:
         self.token = secrets.token_urlsafe(24)
         self.passphrase = os.environ.get("TALLY_KEY_PASSPHRASE") or secrets.token_urlsafe(24)
         self.releases_seen = 0
+        self.suite = get_suite(opts.suite)
+        self.link: ConsortiumLink | None = None
+        self.cloud: CloudService | None = None
 
     # setup -------------------------------------------------------------------------------
 
@@ -155,7 +173,7 @@ class Demo:
         return provision(
             self.data_dir,
             self.opts.suite,
-            [ORG_BANK, ORG_WAREHOUSE, ORG_LOGISTICS],
+            list(ORGS),
             ("edge-" + site.site_id, ORG_WAREHOUSE, site.site_id),
             ("cloud-bank", ORG_BANK),
             device_specs(site, self.meter_id),
@@ -164,7 +182,7 @@ class Demo:
             now_ms=self.start_ms - 86_400_000,
         )
 
-    def _cloud(self, prov: Provisioned) -> CloudService:
+    def _cloud(self, prov: Provisioned, link: ConsortiumLink) -> CloudService:
         settings = CloudSettings(
             id=prov.cloud_id,
             org=ORG_BANK,
@@ -178,7 +196,7 @@ class Demo:
         identity = CloudIdentity(
             prov.cloud_id, ORG_BANK, prov.cloud_key, prov.registrations[prov.cloud_id]
         )
-        return build_service(settings, identity, prov.trust)
+        return build_service(settings, identity, prov.trust, ledger=link)
 
     def _edge(
         self, prov: Provisioned, broker_port: int, meter_port: int, cloud_url: str
@@ -236,6 +254,11 @@ class Demo:
     async def _send(self, outs: list[Outgoing], pubs: dict[str, Any]) -> None:
         site_id = self.site.site_id
 
+        now = time.time_ns() // 1_000_000
+        for o in outs:
+            if o.genuine:
+                self.sent.at_ms.setdefault(self.suite.hash(o.payload), now)
+
         async def one(o: Outgoing) -> None:
             try:
                 await pubs[o.transport].publish(site_id, o.device, o.payload)
@@ -269,12 +292,30 @@ class Demo:
             last = state
         return False
 
+    def chain_status(self) -> tuple[int, int]:
+        """(batches anchored, final checkpoints) so far, for the live view."""
+        anchorer = self.cloud.anchorer if self.cloud is not None else None
+        anchored = anchorer.stats.anchored if anchorer is not None else 0
+        return anchored, self.link.checkpoints_final() if self.link is not None else 0
+
     async def run(self) -> int:
-        opts = self.opts
         prov = self._provision()
         fleet = Fleet(prov, self.site, transports_for(self.site), HEARTBEAT_MS)
-        cloud = self._cloud(prov)
-        cloud_port = await cloud.server.start()
+        directory = self.data_dir / "ledger"
+        if directory.exists():  # a ledger of an earlier run: its keys are gone
+            shutil.rmtree(directory)
+        consortium = await create_consortium(directory, self.opts.suite, ORGS, prov.org_keys)
+        try:
+            return await self._run_with(prov, fleet, consortium)
+        finally:
+            await consortium.close()
+
+    async def _run_with(self, prov: Provisioned, fleet: Fleet, consortium: Consortium) -> int:
+        opts = self.opts
+        self.link = link = ConsortiumLink(consortium, ORG_BANK)
+        chain = await register_on_chain(link, prov.registrations)
+        self.cloud = cloud = self._cloud(prov, link)
+        cloud_port = await cloud.start()
         display = Display(self, fleet, headless=opts.headless)
         try:
             async with (
@@ -306,6 +347,8 @@ class Demo:
                         await poller.stop()
                     display.note("devices stopped; draining the edge and the uplink")
                     drained = await self._drain(edge)
+                    display.note("waiting for every stored batch to be anchored on the ledger")
+                    chain.anchors_drained = await drain_anchors(cloud, ANCHOR_DRAIN_S)
                     edge_stats = edge.gateway.stats()
                     adapter_stats = edge.adapter_stats()
                 finally:
@@ -315,10 +358,13 @@ class Demo:
                     await edge.stop()
             acc = account(cloud.storage, fleet.produced)
             report = self._report(fleet, acc, edge_stats, adapter_stats, drained)
+            report.update(chain_report(cloud, link, chain, self.sent.at_ms))
             if opts.report_dir is not None:
-                await self._write_report(opts.report_dir, report, fleet, cloud, prov)
+                await self._write_report(opts.report_dir, report, fleet, cloud, prov, consortium)
             display.finish(report)
-            return 0 if not acc.unaccounted and acc.duplicates_stored == 0 else 1
+            ok = not acc.unaccounted and acc.duplicates_stored == 0
+            all_anchored = report["batches_anchored"] == report["batches_stored"]
+            return 0 if ok and all_anchored and not chain.registrations_refused else 1
         finally:
             display.stop()
             await cloud.stop()
@@ -386,9 +432,11 @@ class Demo:
         fleet: Fleet,
         cloud: CloudService,
         prov: Provisioned,
+        consortium: Consortium,
     ) -> None:
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(prov.trust_path, out / "trust.cbor")
+        shutil.copyfile(consortium.directory / "genesis.cbor", out / "genesis.cbor")
         async with httpx.AsyncClient(
             base_url=cloud.server.url, headers={"Authorization": f"Bearer {self.token}"}
         ) as client:

@@ -74,6 +74,9 @@ class Display:
         t.add_row(
             "batches sealed / acked by cloud", f"{s['batches_sealed']} / {s['batches_acked']}"
         )
+        anchored, final = self.demo.chain_status()
+        t.add_row("batches anchored on the ledger", str(anchored))
+        t.add_row("final checkpoints (3 of 4 signed)", str(final))
         return t
 
     def _side(self, s: dict[str, Any]) -> Table:
@@ -101,9 +104,11 @@ class Display:
             self.live.update(Panel(body, title=head))
         elif now - self._last_line >= 600_000:  # a line per 10 simulated minutes
             self._last_line = now
+            anchored, final = self.demo.chain_status()
             self.console.print(
                 f"{_sim_time(now, self.offset)}  produced {self.fleet.produced_total}  "
                 f"accepted {s['accepted']}  batches acked {s['batches_acked']}  "
+                f"anchored {anchored}  final checkpoints {final}  "
                 f"rejected {sum(s['rejected'].values())}"
             )
 
@@ -118,10 +123,16 @@ class Display:
             "duplicates_stored",
             "rejected",
             "events",
+            "registrations_on_chain",
+            "batches_stored",
+            "batches_anchored",
+            "checkpoints_final",
+            "reading_to_checkpoint_p50_s",
+            "reading_to_checkpoint_p95_s",
         )
         t = Table(title="report", show_header=False)
         for k in keys:
-            v = report[k]
+            v = report.get(k)
             t.add_row(k, json.dumps(v) if isinstance(v, dict) else str(v))
         for b in report.get("bundles", []):
             t.add_row(f"bundle: {b['incident']}", str(b.get("bundle")))
@@ -130,6 +141,15 @@ class Display:
         if report["unaccounted"] or report["duplicates_stored"]:
             verdict = "[red]some envelopes are unaccounted for[/]"
         self.console.print(verdict)
+        stored, anchored = report.get("batches_stored", 0), report.get("batches_anchored", 0)
+        if stored == anchored:
+            self.console.print(
+                f"every stored batch ({stored}) is anchored under a final checkpoint"
+            )
+        else:
+            self.console.print(
+                f"[red]{stored - anchored} of {stored} stored batches are not anchored[/]"
+            )
 
     def stop(self) -> None:
         if self.live is not None:

@@ -14,6 +14,13 @@ from typing import Protocol, runtime_checkable
 
 ITEM_KINDS = ("reading", "heartbeat", "event", "gap", "summary")
 
+PENDING = "pending"
+ANCHORED = "anchored"
+REFUSED = "refused"
+ANCHOR_STATES = (PENDING, ANCHORED, REFUSED)
+"""The states of a batch's anchor on the consortium ledger: submitted and not yet settled,
+committed as valid under a final checkpoint, or refused by the ``anchoring`` contract."""
+
 
 @dataclass(frozen=True)
 class RegistrationRecord:
@@ -196,6 +203,27 @@ class EdgeStatus:
 
 
 @dataclass(frozen=True)
+class AnchorRecord:
+    """Where batch ``batch_id`` stands on the ledger.
+
+    ``tx_id`` (the anchoring transaction's id), ``height`` (its block) and ``log_index`` (its
+    position in the ledger's transaction log) are set once a transaction was ordered, for
+    ``anchored`` and for a ``refused`` one that the ledger recorded; ``reason`` says why a
+    batch was refused (the contract's words) or why the last attempt failed; ``t`` is the
+    cloud's clock when the state was recorded (for ``anchored``: when the checkpoint
+    covering the transaction was final).
+    """
+
+    batch_id: int
+    state: str
+    tx_id: bytes | None = None
+    height: int | None = None
+    log_index: int | None = None
+    reason: str = ""
+    t: int = 0
+
+
+@dataclass(frozen=True)
 class ItemQuery:
     """A keyset-paginated query over items, ordered by (t, id).
 
@@ -290,3 +318,20 @@ class Storage(Protocol):
 
     def device(self, device: str) -> DeviceStatus | None:
         """What has been seen of ``device``, if anything."""
+
+    def record_anchor(self, anchor: AnchorRecord) -> None:
+        """Set the anchor state of batch ``anchor.batch_id`` (insert or replace).
+
+        Raises ValueError for a state not in :data:`ANCHOR_STATES` and
+        :class:`~tally.cloud.errors.StorageError` when the batch is not stored.
+        """
+
+    def anchors(self, batch_ids: Iterable[int]) -> dict[int, AnchorRecord]:
+        """The anchor state of each of ``batch_ids`` that has one."""
+
+    def batches_to_anchor(self, limit: int = 100) -> list[BatchRecord]:
+        """Up to ``limit`` stored batches not yet anchored or refused (no anchor state, or
+        ``pending``), ordered by (edge, ctr)."""
+
+    def anchor_counts(self) -> dict[str, int]:
+        """How many batches are in each anchor state; ``"none"`` counts batches without one."""

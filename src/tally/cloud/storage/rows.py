@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 
 from tally.cloud.storage.api import (
+    AnchorRecord,
     BatchRecord,
     DeviceStatus,
     ItemRecord,
@@ -122,4 +123,17 @@ def device(row: RowMapping) -> DeviceStatus:
         boot=row["boot"],
         ctr=row["ctr"],
         items=row["items"],
+    )
+
+
+def anchor(row: RowMapping) -> AnchorRecord:
+    tx_id = row["tx_id"]
+    return AnchorRecord(
+        batch_id=row["batch_id"],
+        state=row["state"],
+        tx_id=None if tx_id is None else bytes(tx_id),
+        height=row["height"],
+        log_index=row["log_index"],
+        reason=row["reason"],
+        t=row["t"],
     )

@@ -11,6 +11,8 @@ items              every item of every batch: raw COSE bytes, decoded values, as
 gaps               certified counter gaps (from gap certificates)
 edges              each edge's batch chain: highest ctr and its header hash
 devices            liveness of each device seen: last seen, last reading time, counters
+anchors            each batch's anchor on the ledger: state, transaction id, height, log
+                   index, reason (migration 0002)
 =================  =====================================================================
 
 Byte columns are BYTEA (PostgreSQL) / BLOB (SQLite); times are BIGINT milliseconds;
@@ -145,4 +147,23 @@ devices = sa.Table(
     sa.Column("boot", sa.BigInteger(), nullable=False),
     sa.Column("ctr", sa.BigInteger(), nullable=False),
     sa.Column("items", sa.BigInteger(), nullable=False),
+)
+
+anchors = sa.Table(
+    "anchors",
+    metadata,
+    sa.Column(
+        "batch_id",
+        PK,
+        sa.ForeignKey("batches.id", name="fk_anchors_batch"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("tx_id", sa.LargeBinary(), nullable=True),
+    sa.Column("height", sa.BigInteger(), nullable=True),
+    sa.Column("log_index", sa.BigInteger(), nullable=True),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("t", sa.BigInteger(), nullable=False),
+    sa.Index("ix_anchors_state", "state"),
 )

@@ -16,6 +16,9 @@ from tally.cloud.errors import BatchExists, ItemExists, StorageError
 from tally.cloud.storage import rows as R
 from tally.cloud.storage import schema as S
 from tally.cloud.storage.api import (
+    ANCHOR_STATES,
+    PENDING,
+    AnchorRecord,
     BatchRecord,
     DeviceStatus,
     EdgeStatus,
@@ -404,3 +407,63 @@ class SqlStorage:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(d).where(d.c.device == device)).mappings().first()
         return None if row is None else R.device(row)
+
+    # -- anchors -------------------------------------------------------------------------
+    def record_anchor(self, anchor: AnchorRecord) -> None:
+        if anchor.state not in ANCHOR_STATES:
+            raise ValueError(f"anchor state {anchor.state!r} is not one of {ANCHOR_STATES}")
+        a = S.anchors
+        row = {
+            "batch_id": anchor.batch_id,
+            "state": anchor.state,
+            "tx_id": anchor.tx_id,
+            "height": anchor.height,
+            "log_index": anchor.log_index,
+            "reason": anchor.reason,
+            "t": anchor.t,
+        }
+        ins = self._upsert(a).values(**row)
+        stmt = ins.on_conflict_do_update(
+            index_elements=["batch_id"],
+            set_={k: getattr(ins.excluded, k) for k in row if k != "batch_id"},
+        )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt)
+        except sa.exc.IntegrityError as exc:
+            raise StorageError(f"no stored batch {anchor.batch_id} to anchor: {exc.orig}") from exc
+
+    def anchors(self, batch_ids: Iterable[int]) -> dict[int, AnchorRecord]:
+        out: dict[int, AnchorRecord] = {}
+        wanted = sorted(set(batch_ids))
+        a = S.anchors
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), _CHUNK):
+                q = sa.select(a).where(a.c.batch_id.in_(wanted[i : i + _CHUNK]))
+                for row in conn.execute(q).mappings():
+                    out[row["batch_id"]] = R.anchor(row)
+        return out
+
+    def batches_to_anchor(self, limit: int = 100) -> list[BatchRecord]:
+        a, b = S.anchors, S.batches
+        q = (
+            sa.select(b)
+            .outerjoin(a, a.c.batch_id == b.c.id)
+            .where(a.c.batch_id.is_(None) | (a.c.state == PENDING))
+            .order_by(b.c.edge, b.c.ctr)
+            .limit(max(1, limit))
+        )
+        with self.engine.connect() as conn:
+            return [R.batch(r) for r in conn.execute(q).mappings()]
+
+    def anchor_counts(self) -> dict[str, int]:
+        a, b = S.anchors, S.batches
+        state = sa.func.coalesce(a.c.state, "none")
+        q = (
+            sa.select(state, sa.func.count())
+            .select_from(b)
+            .outerjoin(a, a.c.batch_id == b.c.id)
+            .group_by(state)
+        )
+        with self.engine.connect() as conn:
+            return {str(s): int(n) for s, n in conn.execute(q)}
