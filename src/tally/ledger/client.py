@@ -15,20 +15,76 @@ an ``endorsement_mismatch``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from tally.crypto import CryptoError, SigningKey, parse_sign1
+from tally.crypto import CryptoError, SigningKey, cbor, parse_sign1
 from tally.ledger.errors import EndorsementFailed, ProposalRejected
-from tally.ledger.formats import CTY_ENDORSEMENT, Proposal, Transaction, decode_endorsement
+from tally.ledger.formats import (
+    CTY_ENDORSEMENT,
+    Endorsement,
+    Proposal,
+    Transaction,
+    decode_endorsement,
+)
 from tally.ledger.genesis import Genesis, Member
 from tally.ledger.policy import describe, satisfied
 
 MAX_SEARCH = 16
 """Above this many available peers, :meth:`Client.endorsers` picks greedily."""
+
+
+_V1_TX = b"\xa7\x61v\x01\x62tx"  # map(7), "v": 1, "tx":
+_ORG = b"\x63org"  # "org"
+
+
+def agreement(payload: bytes, e: Endorsement) -> bytes:
+    """``e.agreement()`` for ``e = decode_endorsement(payload)``, cut out of ``payload``.
+
+    ``payload`` decoded strictly, so it is the deterministic encoding of ``e``'s body; its
+    map entries are in the order ``v``, ``tx``, ``org``, ``error``, ``reads``, ``result``,
+    ``writes`` (keys sorted by their encodings), so the agreement bytes are ``payload`` with
+    the map head ``0xa7`` → ``0xa6`` and the ``"org"`` entry left out::
+
+        a7 | 61 "v" 01 | 62 "tx" bstr(tx) | 63 "org" tstr(org) | rest
+        a6 | 61 "v" 01 | 62 "tx" bstr(tx) |                       rest
+
+    Bytes laid out otherwise fall back to re-encoding (``e.agreement()``).
+    """
+    cut = _org_entry(payload, e)
+    if cut is not None:
+        return b"\xa6" + payload[1 : cut[0]] + payload[cut[1] :]
+    return e.agreement()
+
+
+def _org_entry(payload: bytes, e: Endorsement) -> tuple[int, int] | None:
+    """Where the ``"org"`` entry of ``e``'s payload starts and ends (see :func:`agreement`);
+    None when ``payload`` is not laid out so."""
+    head = _V1_TX + cbor.head(2, len(e.tx)) + e.tx
+    org = _ORG + cbor.encode(e.org)
+    cut = len(head) + len(org)
+    if payload[: len(head)] == head and payload[len(head) : cut] == org:
+        return len(head), cut
+    return None
+
+
+def decode_like(payload: bytes, kid: str, known: tuple[bytes, Endorsement] | None) -> Endorsement:
+    """``decode_endorsement(payload)``, without decoding when ``payload`` is the payload of
+    the ``known`` endorsement with only the ``"org"`` entry changed to ``kid`` (the usual
+    second endorsement of a transaction): then it is the deterministic encoding of the same
+    body with that org. Raises as :func:`decode_endorsement`."""
+    if known is not None:
+        first_payload, first = known
+        cut = _org_entry(first_payload, first)
+        if cut is not None and payload == b"".join(
+            (first_payload[: cut[0]], _ORG, cbor.encode(kid), first_payload[cut[1] :])
+        ):
+            return dataclasses.replace(first, org=kid)
+    return decode_endorsement(payload)
 
 
 class Endorser(Protocol):
@@ -125,6 +181,7 @@ class Client:
         out: list[bytes] = []
         agreed: bytes | None = None
         first = ""
+        known: tuple[bytes, Endorsement] | None = None
         for org, peer in peers.items():
             try:
                 cose = peer.endorse(proposal_cose)
@@ -132,14 +189,14 @@ class Client:
                 raise EndorsementFailed(tx_id, f"{org} refused: {exc.reason}") from None
             try:
                 msg = parse_sign1(cose, content_type=CTY_ENDORSEMENT, suite=self.genesis.suite)
-                e = decode_endorsement(msg.payload)
+                e = decode_like(msg.payload, msg.kid, known)
             except CryptoError as exc:
                 raise EndorsementFailed(tx_id, f"{org} answered garbage: {exc}") from None
             if msg.kid != org or e.org != org or e.tx != tx_id:
                 raise EndorsementFailed(tx_id, f"{org} answered an endorsement not its own")
             if agreed is None:
-                agreed, first = e.agreement(), org
-            elif e.agreement() != agreed:
+                agreed, first, known = agreement(msg.payload, e), org, (msg.payload, e)
+            elif agreement(msg.payload, e) != agreed:
                 raise EndorsementFailed(tx_id, f"{org} and {first} disagree on the result")
             out.append(cose)
         return out

@@ -35,7 +35,6 @@ from tally.crypto import CryptoError, SigningKey, Suite, VerifyKey, get_suite
 from tally.ledger.checkpoint import Alarm, CheckpointCollector, FinalCheckpoint
 from tally.ledger.client import Client
 from tally.ledger.contract import Registry
-from tally.ledger.contracts.membership import policy_view
 from tally.ledger.errors import BlockRejected, CheckpointInvalid, TxTimeout
 from tally.ledger.formats import decode_transaction
 from tally.ledger.genesis import Genesis, Member, Ordering, load_genesis
@@ -257,7 +256,7 @@ class Consortium:
             members, policy = None, None
             for peer in self.peers.values():
                 members = peer.members()
-                policy = policy_view(peer.state, self.genesis, contract, fn)
+                policy = peer.policy(contract, fn)
                 break
             endorsers = client.endorsers(contract, fn, self.peers, members, policy)
         return proposal, client.endorse(proposal, {o: self.peers[o] for o in endorsers})
@@ -276,7 +275,8 @@ class Consortium:
         (and, with ``final``, until the checkpoint of its block is final)."""
         proposal, endorsements = self.endorse(contract, fn, args, creator)
         tx = Client.transaction(proposal, endorsements)
-        return await self.submit_tx(tx, final=final, timeout=timeout, prefer=creator)
+        tx_id = self.genesis.suite.hash(proposal)  # what submit_tx decodes out of ``tx``
+        return await self._submit_tx(tx, tx_id, final, timeout, creator)
 
     async def submit_tx(
         self,
@@ -287,11 +287,16 @@ class Consortium:
         prefer: str | None = None,
     ) -> TxResult:
         """Order ready transaction bytes and wait for their outcome (see :meth:`submit`)."""
-        h = self.genesis.suite.hash(tx)
         try:
             tx_id = self.genesis.suite.hash(decode_transaction(tx).proposal)
         except CryptoError:
             tx_id = b""
+        return await self._submit_tx(tx, tx_id, final, timeout, prefer)
+
+    async def _submit_tx(
+        self, tx: bytes, tx_id: bytes, final: bool, timeout: float, prefer: str | None
+    ) -> TxResult:
+        h = self.genesis.suite.hash(tx)
         await self.orderer.submit(tx)
         deadline = asyncio.get_running_loop().time() + timeout
         found = await self._wait(lambda: self._status(h, prefer), deadline, tx_id, "commit",

@@ -31,6 +31,7 @@ execution (any ``error``) has no reads, no writes and a None result.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -244,7 +245,15 @@ class _Arity:
 
 def _arity(method: Callable[..., Any]) -> _Arity:
     """How many proposal args a bound contract method takes (after ``ctx``)."""
-    params = list(inspect.signature(method).parameters.values())[1:]  # drop ctx
+    func = getattr(method, "__func__", None)
+    if func is not None:
+        return _arity_of(func, 2)  # the plain function: drop self and ctx (cached per function)
+    return _arity_of(method, 1)
+
+
+@functools.lru_cache(maxsize=4096)
+def _arity_of(func: Callable[..., Any], skip: int) -> _Arity:
+    params = list(inspect.signature(func).parameters.values())[skip:]
     least = most = 0
     for p in params:
         if p.kind is p.VAR_POSITIONAL:

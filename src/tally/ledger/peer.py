@@ -31,9 +31,11 @@ peer appends all its transactions to the transaction log, commits the valid writ
 new state commitment atomically, and signs the checkpoint.
 
 Membership — member keys, revocations and policies — is the genesis as changed by the
-``membership`` system contract (:mod:`tally.ledger.contracts.membership`), read for each
-transaction from the state including the block's earlier valid writes: a key revoked by
-transaction ``i`` of block ``h`` is refused from transaction ``i + 1`` on.
+``membership`` system contract (:mod:`tally.ledger.contracts.membership`), as the state
+including the block's earlier valid writes says for each transaction: a key revoked by
+transaction ``i`` of block ``h`` is refused from transaction ``i + 1`` on. The peer reads it
+once per block and again after each valid transaction that writes a ``member/`` key (the
+policies: a ``policy/`` key), which gives the same view as reading it for every transaction.
 
 Files in the peer's directory: ``txlog.bin`` (:mod:`tally.ledger.txlog`). The log is
 written before the state; on open a log ahead of the state is cut back to the state's
@@ -42,13 +44,15 @@ height (the orderer delivers those blocks again).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tally.crypto import CryptoError, InvalidSignature, SigningKey, VerifyKey, parse_sign1
+from tally.ledger.client import agreement, decode_like
 from tally.ledger.contract import Registry, execute
+from tally.ledger.contracts.keys import MEMBER, POLICY
 from tally.ledger.contracts.membership import member_records, policy_view
 from tally.ledger.errors import ProposalRejected, TxLogError
 from tally.ledger.formats import (
@@ -58,8 +62,8 @@ from tally.ledger.formats import (
     Checkpoint,
     Endorsement,
     Proposal,
+    Transaction,
     Version,
-    decode_endorsement,
     decode_proposal,
     decode_transaction,
     state_step,
@@ -172,6 +176,59 @@ class MemberView:
         )
 
 
+_KEYS_MAX = 1024
+"""Most member keys a peer keeps parsed (``VerifyKey``) at once."""
+
+
+class _Views:
+    """Membership and policies as ``state`` says, read when first needed and kept until
+    :meth:`wrote` is told of a write that changes them (``member/*``: the members, which
+    also decide ``satisfied``; ``policy/*``: the policies)."""
+
+    def __init__(self, state: StateView, genesis: Genesis) -> None:
+        self.state = state
+        self.genesis = genesis
+        self._members: MemberView | None = None
+        self._policies: dict[tuple[str, str], Any | None] = {}
+        self._satisfied: dict[tuple[str, str, frozenset[str]], bool] = {}
+
+    @property
+    def members(self) -> MemberView:
+        """``MemberView.read(state, genesis)``; do not modify it."""
+        if self._members is None:
+            self._members = MemberView.read(self.state, self.genesis)
+        return self._members
+
+    def policy(self, contract: str, fn: str) -> Any | None:
+        """``policy_view(state, genesis, contract, fn)``."""
+        name = (contract, fn)
+        if name in self._policies:
+            return self._policies[name]
+        policy = policy_view(self.state, self.genesis, contract, fn)
+        self._policies[name] = policy
+        return policy
+
+    def satisfied(self, contract: str, fn: str, policy: Any, orgs: frozenset[str]) -> bool:
+        """``satisfied(policy, orgs, members)`` for ``policy`` = :meth:`policy` of
+        ``contract.fn``."""
+        key = (contract, fn, orgs)
+        got = self._satisfied.get(key)
+        if got is None:
+            got = satisfied(policy, orgs, self.members.members)
+            self._satisfied[key] = got
+        return got
+
+    def wrote(self, keys: Iterable[str]) -> None:
+        """The keys a valid transaction wrote to ``state``: forget what they change."""
+        for key in keys:
+            if key.startswith(MEMBER):
+                self._members = None
+                self._satisfied.clear()
+            elif key.startswith(POLICY):
+                self._policies.clear()
+                self._satisfied.clear()
+
+
 class Peer:
     """One member organisation's peer over a state store and a directory for its tx log."""
 
@@ -201,6 +258,8 @@ class Peer:
             raise TxLogError(
                 str(self.txlog.path), f"log at height {self.txlog.height}, state at {height}"
             )
+        self._committed: tuple[int, _Views] | None = None
+        self._keys: dict[bytes, VerifyKey] = {}
         self._seen: set[bytes] = set()
         for tx in self.txlog.txs():
             tx_id = self._tx_id(tx)
@@ -228,11 +287,35 @@ class Peer:
     def members(self) -> dict[str, Member]:
         """The current members (genesis, changed by the membership contract), revoked
         ones included."""
-        return self.member_view().members
+        return dict(self._views().members.members)
 
     def member_view(self) -> MemberView:
         """The current members and revocations."""
-        return MemberView.read(self.state, self.genesis)
+        view = self._views().members
+        return MemberView(dict(view.members), dict(view.revoked))
+
+    def policy(self, contract: str, fn: str) -> Any | None:
+        """The current policy of ``contract.fn`` (see
+        :func:`~tally.ledger.contracts.membership.policy_view`)."""
+        return self._views().policy(contract, fn)
+
+    def _views(self, height: int | None = None) -> _Views:
+        """Membership and policies of the committed state at ``height`` (default: now),
+        kept while the state stays at that height (a store changes only with its height)."""
+        h = self.state.height() if height is None else height
+        if self._committed is None or self._committed[0] != h:
+            self._committed = (h, _Views(self.state, self.genesis))
+        return self._committed[1]
+
+    def _verify_key(self, pub: bytes) -> VerifyKey:
+        """``VerifyKey(suite, pub)``, parsed once per key (raises as the constructor)."""
+        key = self._keys.get(pub)
+        if key is None:
+            key = VerifyKey(self.suite, pub)
+            if len(self._keys) >= _KEYS_MAX:
+                self._keys.clear()
+            self._keys[pub] = key
+        return key
 
     def seen(self, tx_id: bytes) -> bool:
         """True if ``tx_id`` was ordered in a committed block."""
@@ -268,15 +351,16 @@ class Peer:
         already ordered. A contract that refuses still gets an endorsement, whose ``error``
         says why.
         """
-        view = self.member_view()
-        members = view.members
+        height = self.state.height()
+        view = self._views(height).members
         try:
-            proposal = self._check_proposal(proposal_cose, view, self.height + 1)
+            proposal = self._check_proposal(proposal_cose, view, height + 1)
         except _Invalid as exc:
             raise ProposalRejected(exc.code, exc.reason) from None
         tx_id = self.suite.hash(proposal_cose)
         if tx_id in self._seen:
             raise ProposalRejected(DUPLICATE_TX, f"transaction {tx_id.hex()[:16]}… was ordered")
+        members = dict(view.members)  # the contract's own copy
         reads, writes, result, error = execute(self.contracts, self.state, proposal, tx_id, members)
         return Endorsement(tx_id, self.org, reads, writes, result, error).sign(self.key)
 
@@ -291,16 +375,19 @@ class Peer:
         check_block(self.genesis, block, self.height + 1, self.block_hash)
         height = block.height
         overlay = _Overlay(self.state)
+        views = _Views(overlay, self.genesis)
         seen: set[bytes] = set()
         statuses: list[TxStatus] = []
         applied: list[tuple[str, Any, Version]] = []
         for index, tx in enumerate(block.txs):
-            status, writes = self._validate(tx, index, height, overlay, seen)
+            status, writes = self._validate(self._decode(tx), index, height, overlay, views, seen)
             statuses.append(status)
             version = (height, index)
             for key, value in writes:
                 overlay.writes[key] = (value, version)
                 applied.append((key, value, version))
+            if writes:
+                views.wrote(key for key, _ in writes)
         commitment = state_step(self.suite, self.commitment(), applied)
         block_hash = block.hash(self.suite)
         self.txlog.append_block(height, block_hash, block.txs)
@@ -314,23 +401,25 @@ class Peer:
         return BlockResult(height, block_hash, tuple(statuses), cp, cp.sign(self.key, self.org))
 
     def _validate(
-        self, tx: bytes, index: int, height: int, overlay: _Overlay, seen: set[bytes]
+        self,
+        t: Transaction | None,
+        index: int,
+        height: int,
+        overlay: _Overlay,
+        views: _Views,
+        seen: set[bytes],
     ) -> tuple[TxStatus, Sequence[tuple[str, Any]]]:
-        tx_id = self._tx_id(tx)
+        tx_id = None if t is None else self.suite.hash(t.proposal)
         result: Any = None
         try:
-            if tx_id is None:
+            if t is None or tx_id is None:
                 raise _Invalid(MALFORMED, "the transaction does not decode")
             duplicate = tx_id in self._seen or tx_id in seen
             seen.add(tx_id)
-            t = decode_transaction(tx)
-            view = MemberView.read(overlay, self.genesis)
-            proposal = self._check_proposal(t.proposal, view, height)
+            proposal = self._check_proposal(t.proposal, views.members, height)
             if duplicate:
                 raise _Invalid(DUPLICATE_TX, f"transaction {tx_id.hex()[:16]}… was ordered before")
-            endorsement = self._check_endorsements(
-                t.endorsements, tx_id, proposal, view, height, overlay
-            )
+            endorsement = self._check_endorsements(t.endorsements, tx_id, proposal, views, height)
             result = endorsement.result
             if endorsement.error:
                 return TxStatus(index, tx_id, CONTRACT_ERROR, endorsement.error, result,
@@ -349,8 +438,13 @@ class Peer:
         return TxStatus(index, tx_id, VALID, "", result), endorsement.writes
 
     def _tx_id(self, tx: bytes) -> bytes | None:
+        t = self._decode(tx)
+        return None if t is None else self.suite.hash(t.proposal)
+
+    @staticmethod
+    def _decode(tx: bytes) -> Transaction | None:
         try:
-            return self.suite.hash(decode_transaction(tx).proposal)
+            return decode_transaction(tx)
         except CryptoError:
             return None
 
@@ -370,7 +464,7 @@ class Peer:
         if view.is_revoked(member.org, height):
             raise _Invalid(REVOKED_KEY, f"the key of creator {proposal.creator!r} is revoked")
         try:
-            msg.verify(VerifyKey(self.suite, member.pub))
+            msg.verify(self._verify_key(member.pub))
         except CryptoError as exc:
             raise _Invalid(BAD_CREATOR_SIGNATURE, str(exc)) from None
         if proposal.chain != self.chain:
@@ -382,11 +476,13 @@ class Peer:
         raw: Sequence[bytes],
         tx_id: bytes,
         proposal: Proposal,
-        members: MemberView,
+        views: _Views,
         height: int,
-        state: StateView,
     ) -> Endorsement:
+        members = views.members
         ends: dict[str, Endorsement] = {}
+        agreements: dict[str, bytes] = {}
+        known: tuple[bytes, Endorsement] | None = None
         for i, cose in enumerate(raw):
             try:
                 msg = parse_sign1(cose, content_type=CTY_ENDORSEMENT, suite=self.suite)
@@ -398,8 +494,8 @@ class Peer:
             if members.is_revoked(member.org, height):
                 raise _Invalid(REVOKED_KEY, f"endorsement {i}: the key of {msg.kid!r} is revoked")
             try:
-                msg.verify(VerifyKey(self.suite, member.pub))
-                e = decode_endorsement(msg.payload)
+                msg.verify(self._verify_key(member.pub))
+                e = decode_like(msg.payload, msg.kid, known)
             except InvalidSignature:
                 raise _Invalid(
                     BAD_ENDORSEMENT, f"endorsement {i}: not signed by {msg.kid!r}"
@@ -415,18 +511,21 @@ class Peer:
             if e.org in ends:
                 raise _Invalid(BAD_ENDORSEMENT, f"two endorsements by {e.org!r}")
             ends[e.org] = e
+            agreements[e.org] = agreement(msg.payload, e)
+            if known is None:
+                known = (msg.payload, e)
         if not ends:
             raise _Invalid(POLICY_NOT_MET, "no endorsements")
         first = next(iter(ends.values()))
-        agreed = first.agreement()
-        differ = sorted(o for o, e in ends.items() if e.agreement() != agreed)
+        agreed = agreements[first.org]
+        differ = sorted(o for o, a in agreements.items() if a != agreed)
         if differ:
             raise _Invalid(ENDORSEMENT_MISMATCH, f"{', '.join(differ)} disagree with {first.org!r}")
         name = f"{proposal.contract}.{proposal.fn}"
-        policy = policy_view(state, self.genesis, proposal.contract, proposal.fn)
+        policy = views.policy(proposal.contract, proposal.fn)
         if policy is None:
             raise _Invalid(POLICY_NOT_MET, f"no policy for {name}")
-        if not satisfied(policy, set(ends), members.members):
+        if not views.satisfied(proposal.contract, proposal.fn, policy, frozenset(ends)):
             raise _Invalid(
                 POLICY_NOT_MET,
                 f"{', '.join(sorted(ends))} do not satisfy {name}: {describe(policy)}",
