@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 from tally.cloud.config import ApiToken, CloudSettings, token_digest
 from tally.cloud.keys import CloudIdentity
@@ -24,6 +25,7 @@ from tally.device.registration import (
 from tally.device.trust import Trust
 from tally.edge.formats import BatchHeader, Event, Gap, encode_upload, sign_object
 from tally.formats import CTY_BATCH, CTY_EVENT, CTY_GAP
+from tally.ledger.consortium import Consortium
 from tally.merkle import Hasher, root
 
 T0 = 1_700_000_000_000
@@ -183,3 +185,26 @@ def make_world(suite_name: str = "intl") -> World:
             world.signers[dev] = DeviceSigner(dev, org_keys[org], fw, signer=org)
             world.register("device", dev, org, site, None, assurance)
     return world
+
+
+CONSORTIUM_POLICY = "2-OF(org:bank, org:acme, org:other)"
+
+
+async def make_consortium(world: World, directory: Path) -> Consortium:
+    """A consortium of the world's organisations, with their own keys (so the genesis
+    members are the trust anchors): any two endorse, two of three sign a final checkpoint."""
+    from tally.ledger.contract import Registry
+    from tally.ledger.contracts import system_contracts
+    from tally.ledger.genesis import Ordering
+
+    two = CONSORTIUM_POLICY
+    return await Consortium.create(
+        directory,
+        members=[("bank", ["bank"]), ("acme", ["warehouse"]), ("other", ["logistics"])],
+        policies={"anchoring.*": two, "registry.*": two, "membership.*": two},
+        quorum=2,
+        suite=world.suite,
+        ordering=Ordering("solo", 50, 5),
+        contracts=Registry(*system_contracts()),
+        keys=world.org_keys,
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cloud_factory import T0, TOKENS, World
+from cloud_factory import T0, TOKENS, World, make_consortium
 
 from tally.cloud.anchoring import Anchorer, ConsortiumLink
 from tally.cloud.app import create_app
@@ -22,15 +22,10 @@ from tally.cloud.ingest import Ingestor
 from tally.cloud.storage.api import ANCHORED, PENDING, REFUSED, ItemQuery, Storage
 from tally.crypto import parse_sign1
 from tally.ledger.consortium import Consortium
-from tally.ledger.contract import Registry
-from tally.ledger.contracts import system_contracts
 from tally.ledger.formats import decode_proposal, decode_transaction
-from tally.ledger.genesis import Ordering
 from tally.ledger.proofs import TxInclusion, verify_final_checkpoint, verify_tx_inclusion
 from tally.verify.bundle import decode_bundle
 from tally.verify.verifier import verify_bundle
-
-TWO = "2-OF(org:bank, org:acme, org:other)"
 
 
 @dataclass
@@ -50,16 +45,7 @@ class Setup:
 
 @pytest.fixture
 async def setup(world: World, sqlite_storage: Storage, tmp_path: Path) -> AsyncIterator[Setup]:
-    c = await Consortium.create(
-        tmp_path / "ledger",
-        members=[("bank", ["bank"]), ("acme", ["warehouse"]), ("other", ["logistics"])],
-        policies={"anchoring.*": TWO, "registry.*": TWO, "membership.*": TWO},
-        quorum=2,
-        suite=world.suite,
-        ordering=Ordering("solo", 50, 5),
-        contracts=Registry(*system_contracts()),
-        keys=world.org_keys,
-    )
+    c = await make_consortium(world, tmp_path / "ledger")
     try:
         world.register_all(sqlite_storage)
         link = ConsortiumLink(c, "bank", timeout=2.0, attempts=1)

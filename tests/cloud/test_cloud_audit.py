@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cloud_factory import T0, World
+from cloud_factory import T0, World, make_consortium
 
 from tally.cloud.anchoring import Anchorer, ConsortiumLink
 from tally.cloud.audit import audit
@@ -26,27 +26,13 @@ from tally.cloud.storage.api import Storage
 from tally.cloud.storage.schema import anchors, batches, items
 from tally.cloud.storage.sql import SqlStorage
 from tally.ledger.consortium import Consortium
-from tally.ledger.contract import Registry
-from tally.ledger.contracts import system_contracts
-from tally.ledger.genesis import Ordering
-
-TWO = "2-OF(org:bank, org:acme, org:other)"
 
 
 @pytest.fixture
 async def anchored(
     world: World, sqlite_storage: Storage, tmp_path: Path
 ) -> AsyncIterator[tuple[SqlStorage, Consortium, list[int]]]:
-    c = await Consortium.create(
-        tmp_path / "ledger",
-        members=[("bank", ["bank"]), ("acme", ["warehouse"]), ("other", ["logistics"])],
-        policies={"anchoring.*": TWO, "registry.*": TWO, "membership.*": TWO},
-        quorum=2,
-        suite=world.suite,
-        ordering=Ordering("solo", 50, 5),
-        contracts=Registry(*system_contracts()),
-        keys=world.org_keys,
-    )
+    c = await make_consortium(world, tmp_path / "ledger")
     try:
         world.register_all(sqlite_storage)
         link = ConsortiumLink(c, "bank", timeout=2.0, attempts=1)
