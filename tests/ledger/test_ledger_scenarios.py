@@ -77,8 +77,11 @@ class Flow:
     """``workers`` tasks submitting ``toy.put`` of distinct keys until :meth:`finish`. A
     worker whose submit raises ends, and the error surfaces from the next :meth:`until`."""
 
-    def __init__(self, c: Consortium, workers: int = WORKERS) -> None:
+    def __init__(
+        self, c: Consortium, workers: int = WORKERS, creators: tuple[str, ...] = ORGS
+    ) -> None:
         self.c = c
+        self.creators = creators
         self.sent: list[Sent] = []
         self._stop = asyncio.Event()
         self._tasks = [
@@ -90,7 +93,7 @@ class Flow:
         loop = asyncio.get_running_loop()
         i = 0
         while not self._stop.is_set():
-            creator = ORGS[(w + i) % len(ORGS)]
+            creator = self.creators[(w + i) % len(self.creators)]
             key = f"w{w}/{i:04d}"
             started = loop.time()
             tx = Client.transaction(*self.c.endorse("toy", "put", [key, i], creator))
@@ -358,6 +361,56 @@ async def test_a_peer_cut_off_signs_nothing_it_missed_then_catches_up(tmp_path: 
             }
             assert state_by_org["d"] == state_by_org["a"] == final.checkpoint.state
         later = {s.result.height for s in sent if s.started >= caught_up_at}
+        assert later and all("d" in c.collector.signers(h) for h in later)
+    finally:
+        for f in flows:
+            await f.abort()
+        await c.close()
+
+
+async def test_a_partitioned_peer_keeps_running_stops_signing_and_recovers(tmp_path: Path) -> None:
+    """Like the cut-off above, but a true partition: peer d keeps running (and may still be
+    asked to endorse) while no blocks reach it. Its height stands still and it signs no
+    checkpoint for the heights it misses, which a, b and c finalise alone. When the link is
+    back it catches up without a restart and co-signs again. (A member learns its
+    transactions' outcome from its own peer, so the workers here create as a, b and c.)"""
+    c = await make_consortium(tmp_path, Ordering("solo", 50, 10))
+    flows: list[Flow] = []
+    try:
+        flow = Flow(c, creators=("a", "b", "c"))
+        flows.append(flow)
+        await flow.until("10 transactions", lambda: len(flow.sent) >= 10)
+        c.partition("d")
+        await flow.until("a block after the partition", lambda: c.orderer.height() > 0)
+        d_height = c.peers["d"].height
+
+        def finals() -> int:
+            latest = c.collector.latest_final()
+            return 0 if latest is None else latest.checkpoint.height
+
+        await flow.until(
+            "20 transactions and 3 final heights while d is partitioned",
+            lambda: (
+                sum(s.result.height > d_height + 1 for s in flow.sent) >= 20
+                and finals() >= d_height + 4
+            ),
+        )
+        assert c.running("d")
+        assert c.peers["d"].height <= d_height + 1  # at most a block already in flight
+        stood = c.peers["d"].height
+        for h in range(stood + 1, finals() + 1):
+            assert "d" not in c.collector.signers(h)
+            final = c.collector.final(h)
+            assert final is not None and final.signers == ("a", "b", "c")
+
+        c.reconnect("d")
+        tip = max(p.height for p in c.peers.values())
+        await flow.until("d catches up", lambda: c.peers["d"].height >= tip)
+        back_at = asyncio.get_running_loop().time()
+        await flow.until("10 transactions after d is back", lambda: len(flow.since(back_at)) >= 10)
+        sent = await flow.finish()
+        await assert_settled(c, sent)
+        later = {s.result.height for s in sent if s.started >= back_at}
         assert later and all("d" in c.collector.signers(h) for h in later)
     finally:
         for f in flows:

@@ -120,6 +120,7 @@ class Consortium:
             org: {} for org in genesis.members
         }
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._connected: dict[str, asyncio.Event] = {}
         self._tick = asyncio.Event()
 
     # -- creation ------------------------------------------------------------------------
@@ -194,6 +195,9 @@ class Consortium:
         async for block in self.orderer.blocks(peer.height + 1):
             if block.height <= peer.height:
                 continue
+            gate = self._connected.get(peer.org)
+            if gate is not None:
+                await gate.wait()  # partitioned: the peer runs and endorses, but gets no blocks
             try:
                 res = peer.commit(block)
             except BlockRejected as exc:
@@ -209,6 +213,14 @@ class Consortium:
             except CheckpointInvalid as exc:
                 self.invalid_checkpoints.append(exc)
             self._changed()
+
+    def partition(self, org: str) -> None:
+        """Cut ``org``'s peer off from new blocks; it keeps running (and endorsing) meanwhile."""
+        self._connected.setdefault(org, asyncio.Event()).clear()
+
+    def reconnect(self, org: str) -> None:
+        """Let a partitioned peer receive blocks again; it catches up from where it stopped."""
+        self._connected.setdefault(org, asyncio.Event()).set()
 
     async def stop_peer(self, org: str) -> None:
         """Stop ``org``'s peer: it follows no more blocks and its files are closed."""
