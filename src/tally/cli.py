@@ -231,6 +231,25 @@ def edge(config_file: ConfigOpt = None) -> None:
         asyncio.run(go())
 
 
+@app.command()
+def peer(config_file: ConfigOpt = None) -> None:
+    """Run a member's ledger peer ([peer] section) until SIGTERM or Ctrl-C."""
+    import asyncio
+    import contextlib
+
+    from tally import config
+    from tally.ledger.errors import LedgerError
+    from tally.ledger.peerservice import load_peer_config, run
+
+    cfg = load_peer_config(config_file)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(cfg, config.passphrase()))
+    except LedgerError as exc:
+        print(f"tally: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
 @keys_app.command("new")
 def keys_new(
     path: Annotated[Path, typer.Argument(help="Where to write the encrypted key file.")],
