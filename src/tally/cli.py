@@ -463,6 +463,31 @@ def audit(
     raise typer.Exit(0 if report.clean else 1)
 
 
+@consortium_app.command("up")
+def consortium_up(
+    directory: Annotated[Path, typer.Argument(help="The consortium's directory (made if new).")],
+    nats_servers: Annotated[int, typer.Option(help="NATS JetStream servers.", min=1)] = 3,
+) -> None:
+    """Run a whole consortium here: a peer process per member and a NATS JetStream cluster.
+
+    A new directory gets a consortium of four members (bank, core enterprise, warehouse,
+    regulator); an existing one is restarted with its data. Ctrl-C stops everything.
+    """
+    import asyncio
+    import contextlib
+
+    from tally import config
+    from tally.ledger.localnet import LocalNet, describe, run_localnet
+
+    def ready(net: LocalNet) -> None:
+        print(describe(net), flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_localnet(directory, config.passphrase(), nats_servers=nats_servers, on_ready=ready)
+        )
+
+
 def main() -> None:
     try:
         app()
