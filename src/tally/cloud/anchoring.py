@@ -13,10 +13,12 @@ The cloud talks to the ledger through a :class:`LedgerLink`:
   checkpoint covers it.
 
 :class:`ConsortiumLink` implements it for the in-process
-:class:`~tally.ledger.consortium.Consortium` (``tally demo``). The :class:`Anchorer` is the
-cloud's background task: it anchors every stored batch, per edge in counter order (the
-``anchoring`` contract enforces counter and hash-chain continuity, so order matters), and
-records each outcome in storage (:class:`~tally.cloud.storage.api.AnchorRecord`):
+:class:`~tally.ledger.consortium.Consortium` (``tally demo``), :class:`RemoteLedgerLink` for
+peers running as their own services (:mod:`tally.ledger.peerservice`, ``[cloud.ledger]``).
+The :class:`Anchorer` is the cloud's background task: it anchors every stored batch, per edge
+in counter order (the ``anchoring`` contract enforces counter and hash-chain continuity, so
+order matters), and records each outcome in storage
+(:class:`~tally.cloud.storage.api.AnchorRecord`):
 
 * ``pending`` when submitted; a transient failure (the ledger times out, the endorsers
   disagree, an MVCC race) keeps it pending and the batch is tried again after
@@ -47,11 +49,14 @@ from tally.cloud.storage.api import (
     BatchRecord,
     Storage,
 )
+from tally.crypto import SigningKey
+from tally.ledger.checkpoint import FinalCheckpoint
 from tally.ledger.client import Client
 from tally.ledger.consortium import Consortium, TxResult
 from tally.ledger.errors import LedgerError, TxTimeout
 from tally.ledger.peer import CONTRACT_ERROR, MVCC_CONFLICT, VALID
-from tally.ledger.proofs import inclusion_proof
+from tally.ledger.proofs import TxInclusion, inclusion_proof, verify_tx_inclusion
+from tally.ledger.remote import RemoteConsortium, RemoteResult
 from tally.verify.bundle import ChainProof
 
 log = logging.getLogger("tally.cloud.anchoring")
@@ -175,6 +180,141 @@ class ConsortiumLink:
             return 0
         col = self.consortium.collector
         return sum(1 for h in range(1, latest.checkpoint.height + 1) if col.final(h) is not None)
+
+
+class RemoteLedgerLink:
+    """A :class:`LedgerLink` to member peers reached over HTTP
+    (:class:`~tally.ledger.remote.RemoteConsortium`), speaking as member ``org`` with its
+    member ``key``.
+
+    Every transaction's final checkpoint is remembered; the chain part of log position ``i``
+    is built from the latest final checkpoint seen whose log covers ``i`` and the inclusion
+    path that ``org``'s own peer (else any peer) gives at that checkpoint's size, checked
+    against the checkpoint's root before it is handed out. :meth:`chain_proof` is called on
+    the event loop and must not wait for the network: it answers from what is cached, and
+    when nothing is, fetches in the background (None until then). Call it from the loop
+    that runs :meth:`anchor_batch`; :meth:`close` it at the end.
+    """
+
+    def __init__(
+        self, remote: RemoteConsortium, org: str, key: SigningKey, timeout: float = 15.0
+    ) -> None:
+        member = remote.genesis.members.get(org)
+        if member is None:
+            raise ValueError(f"{org!r} is not a member of consortium {remote.genesis.name!r}")
+        if key.public.raw != member.pub:
+            raise ValueError(f"the key given is not the genesis key of member {org!r}")
+        self.remote = remote
+        self.org = org
+        self.key = key
+        self.timeout = timeout
+        self._finals: dict[int, FinalCheckpoint] = {}  # height -> final checkpoint
+        self._proofs: dict[int, ChainProof] = {}  # log index -> chain part
+        self._fetching: dict[int, asyncio.Task[ChainProof | None]] = {}
+
+    async def close(self) -> None:
+        for task in self._fetching.values():
+            task.cancel()
+        await asyncio.gather(*self._fetching.values(), return_exceptions=True)
+        await self.remote.close()
+
+    async def anchor_batch(self, header_cose: bytes) -> AnchorResult:
+        """Anchor an edge batch header; raises LedgerError on a transient failure."""
+        return await self._submit("anchoring", "anchor_batch", header_cose)
+
+    async def register(self, registration_cose: bytes) -> AnchorResult:
+        """Record a signed registration with the ``registry`` contract; raises LedgerError
+        on a transient failure."""
+        return await self._submit("registry", "register", registration_cose)
+
+    async def _submit(self, contract: str, fn: str, arg: bytes) -> AnchorResult:
+        r: RemoteResult = await self.remote.submit(
+            contract, fn, [arg], self.org, self.key, timeout=self.timeout
+        )
+        self._finals[r.height] = r.final_checkpoint
+        if r.log_index is None:
+            raise LedgerError("the peer did not report the transaction's log position")
+        reason = r.error if r.code == CONTRACT_ERROR else r.reason
+        if r.valid:  # the chain part now, while the peers are at hand (best effort)
+            try:
+                await self.fetch_proof(r.log_index)
+            except (LedgerError, OSError) as exc:
+                log.warning("no chain part yet for log position %d: %s", r.log_index, exc)
+        return AnchorResult(r.tx_id, r.code, r.height, r.log_index, reason)
+
+    def chain_proof(self, log_index: int) -> ChainProof | None:
+        """The cached chain part of ``log_index``; None (and a fetch started) if none yet."""
+        got = self._proofs.get(log_index)
+        if got is not None:
+            return got
+        if log_index not in self._fetching:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return None
+            task = loop.create_task(self._fetch_quietly(log_index))
+            self._fetching[log_index] = task
+            task.add_done_callback(lambda _t: self._fetching.pop(log_index, None))
+        return None
+
+    async def _fetch_quietly(self, log_index: int) -> ChainProof | None:
+        try:
+            return await self.fetch_proof(log_index)
+        except (LedgerError, OSError) as exc:
+            log.warning("no chain part for log position %d: %s", log_index, exc)
+            return None
+
+    def _covering(self, log_index: int) -> FinalCheckpoint | None:
+        for height in sorted(self._finals, reverse=True):
+            final = self._finals[height]
+            if final.checkpoint.size > log_index:
+                return final
+        return None
+
+    async def fetch_proof(self, log_index: int) -> ChainProof | None:
+        """Build (and cache) the chain part of ``log_index`` from the latest final checkpoint
+        seen that covers it — asking the peers for the latest one when none seen does —
+        and the inclusion path from a peer. None while no final checkpoint covers it;
+        raises ProofError when the peer's answer does not prove it."""
+        final = self._covering(log_index)
+        if final is None:
+            final = await self._latest_final()
+            if final is None or final.checkpoint.size <= log_index:
+                return None
+        cp = final.checkpoint
+        orgs = sorted(self.remote.peers, key=lambda o: (o != self.org, o))
+        entry = None
+        for org in orgs:
+            entry = await self.remote.log_entry(org, log_index, cp.size)
+            if entry is not None:
+                break
+        if entry is None:
+            return None
+        suite = self.remote.genesis.suite
+        verify_tx_inclusion(suite, entry.tx, TxInclusion(log_index, cp.size, entry.path), cp)
+        proof = ChainProof(
+            tx=entry.tx,
+            index=log_index,
+            size=cp.size,
+            path=entry.path,
+            checkpoint=final.payload,
+            sigs=final.signatures,
+        )
+        self._proofs[log_index] = proof
+        return proof
+
+    async def _latest_final(self) -> FinalCheckpoint | None:
+        heights = []
+        for org in sorted(self.remote.peers, key=lambda o: (o != self.org, o)):
+            status = await self.remote.status(org)
+            if status is not None:
+                heights.append(int(status["height"]))
+        for height in sorted({h for h in heights if h > 0}, reverse=True)[:3]:
+            final = await self.remote.final_checkpoint(height)
+            if final is not None:
+                self._finals[height] = final
+                return final
+        return None
 
 
 @dataclass

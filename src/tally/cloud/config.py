@@ -14,6 +14,13 @@ Example::
     anchor_retry_ms = 500                  # anchoring on the ledger: retry after a failure
     anchor_hold_ms = 30000                 # wait this long for a missing earlier batch
 
+    [cloud.ledger]                         # anchor through member peers (tally peer)
+    genesis = "consortium/genesis.cbor"
+    org = "bank"                           # a consortium member: the cloud's organisation
+    key_file = "consortium/members/bank/member.key"   # TALLY_KEY_PASSPHRASE
+    peers = { bank = "http://10.0.0.1:7051", acme = "http://10.0.0.2:7051" }
+    timeout_s = 15
+
     [[cloud.api_tokens]]
     sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
     org = "bank"
@@ -62,6 +69,20 @@ class ApiToken(BaseModel):
         return self.role in READ_ALL_ROLES
 
 
+class LedgerSettings(BaseModel):
+    """``[cloud.ledger]``: the consortium ledger the cloud anchors its batches on, reached
+    through member peers over HTTP. ``org`` (default: the cloud's ``org``) must be a member
+    of the genesis and ``key_file`` its member key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    genesis: Path
+    org: str = ""
+    key_file: Path
+    peers: dict[str, str] = Field(min_length=1)
+    timeout_s: float = Field(default=15.0, gt=0)
+
+
 class CloudSettings(BaseModel):
     """Settings of the cloud service (``[cloud]``)."""
 
@@ -83,9 +104,12 @@ class CloudSettings(BaseModel):
     max_upload_bytes: int = Field(default=16 << 20, gt=0)
     anchor_retry_ms: int = Field(default=500, gt=0)
     anchor_hold_ms: int = Field(default=30_000, ge=0)
+    ledger: LedgerSettings | None = None
 
     @model_validator(mode="after")
     def _defaults(self) -> CloudSettings:
+        if self.ledger is not None and not self.ledger.org:
+            self.ledger.org = self.org
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'cloud.db'}"
         if (self.tls_cert_file is None) != (self.tls_key_file is None):

@@ -16,15 +16,19 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from tally.cloud.anchoring import Anchorer, LedgerLink
+from tally import config
+from tally.cloud.anchoring import Anchorer, LedgerLink, RemoteLedgerLink
 from tally.cloud.app import create_app
-from tally.cloud.config import CloudSettings
+from tally.cloud.config import CloudSettings, LedgerSettings
 from tally.cloud.errors import CloudError
 from tally.cloud.ingest import now_ms
 from tally.cloud.keys import CloudIdentity, registration_files
 from tally.cloud.registry import accept_signed
 from tally.cloud.storage import Storage, open_storage
+from tally.crypto.keystore import load_key
 from tally.device.trust import Trust, load_trust
+from tally.ledger.genesis import read_genesis
+from tally.ledger.remote import RemoteConsortium
 
 log = logging.getLogger("tally.cloud")
 
@@ -165,9 +169,43 @@ def build_service(
     return CloudService(settings, storage, trust, identity, server, anchorer)
 
 
-async def serve_forever(settings: CloudSettings, identity: CloudIdentity) -> None:
-    """Run the cloud until cancelled; log the URL it listens on."""
-    service = build_service(settings, identity)
+def remote_ledger(ledger: LedgerSettings, passphrase: str) -> RemoteLedgerLink:
+    """The :class:`RemoteLedgerLink` that ``[cloud.ledger]`` describes (close it when done).
+
+    Raises the genesis and keystore errors, and ServerError when the organisation is not a
+    member, the key is not its genesis key or a peer is named for a non-member."""
+    genesis = read_genesis(ledger.genesis)
+    key = load_key(ledger.key_file, passphrase)
+    try:
+        remote = RemoteConsortium(genesis, ledger.peers, timeout=ledger.timeout_s)
+    except ValueError as exc:
+        raise ServerError(f"cloud.ledger.peers: {exc}") from exc
+    try:
+        return RemoteLedgerLink(remote, ledger.org, key, timeout=ledger.timeout_s)
+    except ValueError as exc:
+        raise ServerError(f"cloud.ledger: {exc}") from exc
+
+
+async def serve_forever(
+    settings: CloudSettings, identity: CloudIdentity, passphrase: str | None = None
+) -> None:
+    """Run the cloud until cancelled; log the URL it listens on. With ``[cloud.ledger]`` it
+    anchors through the member peers configured there (the member key's passphrase:
+    ``passphrase``, else ``TALLY_KEY_PASSPHRASE``)."""
+    link = None
+    if settings.ledger is not None:
+        link = remote_ledger(settings.ledger, passphrase or config.passphrase())
+    try:
+        await _serve(settings, identity, link)
+    finally:
+        if link is not None:
+            await link.close()
+
+
+async def _serve(
+    settings: CloudSettings, identity: CloudIdentity, link: RemoteLedgerLink | None
+) -> None:
+    service = build_service(settings, identity, ledger=link)
     port = await service.start()
     log.info("tally cloud %s listening on %s", identity.id, service.server.url)
     print(

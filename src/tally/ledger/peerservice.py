@@ -24,9 +24,16 @@ HTTP (errors are RFC 9457 ``application/problem+json`` with ``type`` ``urn:tally
     POST /v1/submit         transaction CBOR    -> 202 once the orderer durably accepted it
     GET  /v1/status         {"org", "chain", "height", "block", "state", "size",
                              "following", "error"}  (hashes in hex)
-    GET  /v1/tx/{tx_id}     {"tx_id", "height", "index", "code", "reason", "error"}, 404 until
-                            committed (the first ordering of a tx id counts)
+    GET  /v1/tx/{tx_id}     {"tx_id", "height", "index", "start", "code", "reason", "error"},
+                            404 until committed (the first ordering of a tx id counts);
+                            ``start`` = the log size before its block, so the transaction
+                            is at log position ``start + index``
     GET  /v1/checkpoints/{height}  this peer's signed checkpoint COSE, 404 until committed
+    GET  /v1/log/{index}?size=N    {"index", "size", "tx", "root", "path"} (hex): the
+                            transaction bytes at log position ``index`` and its RFC 9162
+                            inclusion path in the log of its first ``N`` transactions (default:
+                            the whole log) with that log's root; 404 when ``index`` or ``N``
+                            is beyond this peer's log
 
 ``index.sqlite`` in ``data_dir`` keeps, per committed block, the signed checkpoint and each
 transaction's outcome. It is written right after the block is committed; after a crash
@@ -201,6 +208,7 @@ class PeerService:
             Route("/v1/status", self._status, methods=["GET"]),
             Route("/v1/tx/{tx_id}", self._tx, methods=["GET"]),
             Route("/v1/checkpoints/{height:int}", self._checkpoint, methods=["GET"]),
+            Route("/v1/log/{index:int}", self._log, methods=["GET"]),
         ])  # fmt: skip
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -307,6 +315,9 @@ class PeerService:
         got = self.index.tx(tx_id)
         if got is None:
             return _problem(404, "not_found", f"transaction {raw[:16]}… is not committed here")
+        height = int(got["height"])
+        if height <= self.peer.txlog.height:
+            got["start"] = self.peer.txlog.size_at(height - 1)
         return JSONResponse(got)
 
     async def _checkpoint(self, request: Request) -> Response:
@@ -316,6 +327,24 @@ class PeerService:
             return _problem(404, "not_found", f"no checkpoint for height {height} here "
                             f"(at {self.peer.height})")  # fmt: skip
         return Response(cose, media_type=COSE)
+
+    async def _log(self, request: Request) -> Response:
+        index: int = request.path_params["index"]
+        txlog = self.peer.txlog
+        have = txlog.size
+        raw = request.query_params.get("size")
+        try:
+            size = have if raw is None else int(raw)
+        except ValueError:
+            return _problem(400, "malformed", f"size {raw!r} is not an integer")
+        if not 0 <= index < size or size > have:
+            return _problem(404, "not_found", f"no transaction {index} in a log of {size} here "
+                            f"(this peer's log holds {have})")  # fmt: skip
+        return JSONResponse({
+            "index": index, "size": size, "tx": txlog.tx(index).hex(),
+            "root": txlog.root_at(size).hex(),
+            "path": [h.hex() for h in txlog.inclusion_proof(index, size)],
+        })  # fmt: skip
 
 
 async def run(cfg: PeerConfig, passphrase: str) -> None:

@@ -35,7 +35,7 @@ from tally.ledger.errors import CheckpointInvalid, LedgerError, ProposalRejected
 from tally.ledger.genesis import Genesis
 from tally.ledger.peer import VALID
 
-__all__ = ["PeerUnreachable", "RemoteConsortium", "RemoteResult"]
+__all__ = ["LogEntry", "PeerUnreachable", "RemoteConsortium", "RemoteResult"]
 
 DEFAULT_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 3.0
@@ -65,10 +65,25 @@ class RemoteResult:
     final_checkpoint: FinalCheckpoint
     reason: str = ""
     error: str = ""
+    log_index: int | None = None
+    """The position in the transaction log (None from a peer that does not report it)."""
 
     @property
     def valid(self) -> bool:
         return self.code == VALID
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A peer's answer to ``GET /v1/log/{index}?size=N``: the transaction bytes at log
+    position ``index``, its RFC 9162 inclusion ``path`` in the log of ``size`` transactions
+    and that log's ``root`` — as the peer says; check them against a final checkpoint."""
+
+    index: int
+    size: int
+    tx: bytes
+    root: bytes
+    path: tuple[bytes, ...]
 
 
 class _Answer:
@@ -178,8 +193,38 @@ class RemoteConsortium:
         got = await self._committed(tx_id, creator, deadline, seconds)
         height = int(got["height"])
         final = await self._final(height, tx_id, deadline, seconds)
+        start = got.get("start")
+        log_index = None if start is None else int(start) + int(got["index"])
         return RemoteResult(tx_id, str(got["code"]), height, int(got["index"]), final,
-                            str(got.get("reason", "")), str(got.get("error", "")))  # fmt: skip
+                            str(got.get("reason", "")), str(got.get("error", "")),
+                            log_index)  # fmt: skip
+
+    async def final_checkpoint(
+        self, height: int, timeout: float | None = None
+    ) -> FinalCheckpoint | None:
+        """The final checkpoint of ``height``, gathered from the peers until
+        ``checkpoint_quorum`` members signed identical payloads; None if not within
+        ``timeout`` (default :attr:`request_timeout`)."""
+        seconds = self.request_timeout if timeout is None else timeout
+        deadline = asyncio.get_running_loop().time() + seconds
+        try:
+            return await self._final(height, b"", deadline, seconds)
+        except TxTimeout:
+            return None
+
+    async def log_entry(
+        self, org: str, index: int, size: int, timeout: float | None = None
+    ) -> LogEntry | None:
+        """``GET /v1/log/{index}?size={size}`` of ``org``'s peer; None when it does not
+        answer or does not hold that much of the log yet."""
+        deadline = asyncio.get_running_loop().time() + (timeout or self.request_timeout)
+        resp = await self._request("GET", org, f"/v1/log/{index}?size={size}", deadline)
+        if resp is None or resp.status_code != 200:
+            return None
+        got = resp.json()
+        return LogEntry(int(got["index"]), int(got["size"]), bytes.fromhex(got["tx"]),
+                        bytes.fromhex(got["root"]),
+                        tuple(bytes.fromhex(h) for h in got["path"]))  # fmt: skip
 
     async def _endorse(
         self, client: Client, contract: str, fn: str, proposal: bytes, deadline: float
