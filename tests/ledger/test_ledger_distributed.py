@@ -258,3 +258,25 @@ def test_peer_command_refuses_solo_ordering(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "needs 'jetstream'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_peer_keeps_its_state_in_postgresql_when_configured(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    from tally.ledger.peerservice import PeerConfig, _state
+    from tally.ledger.state_postgres import PostgresState
+    from tally.ledger.state_sqlite import SqliteState
+
+    base = {"org": "bank", "key_file": tmp_path / "k", "genesis": tmp_path / "g",
+            "data_dir": tmp_path, "nats": ["nats://127.0.0.1:1"]}  # fmt: skip
+    local = _state(PeerConfig.model_validate(base))
+    remote = _state(PeerConfig.model_validate({**base, "state_url": postgres_url,
+                                               "state_schema": "peer_bank"}))  # fmt: skip
+    try:
+        assert isinstance(local, SqliteState)
+        assert isinstance(remote, PostgresState) and remote.schema == "peer_bank"
+        remote.apply(1, [("k", 1, (1, 0))], b"\x01" * 32)
+        assert remote.get("k") == (1, (1, 0)) and remote.height() == 1
+    finally:
+        local.close()
+        remote.close()

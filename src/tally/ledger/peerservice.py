@@ -69,6 +69,7 @@ from tally.ledger.genesis import read_genesis
 from tally.ledger.jetstream import JetStreamOrderer, OrdererUnavailable
 from tally.ledger.orderer import OrdererError
 from tally.ledger.peer import BlockResult, Peer
+from tally.ledger.state import StateStore
 from tally.ledger.state_sqlite import SqliteState
 
 __all__ = ["PeerConfig", "PeerService", "PeerServiceError", "load_peer_config", "run"]
@@ -101,6 +102,18 @@ class PeerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     nats: list[str] = Field(min_length=1)
+    state_url: str | None = None
+    """PostgreSQL for the peer's state (``postgresql://…``); SQLite in ``data_dir`` if unset."""
+    state_schema: str = "tally_ledger"
+
+
+def _state(cfg: PeerConfig) -> StateStore:
+    """The peer's state store: PostgreSQL when ``state_url`` is set, else SQLite."""
+    if cfg.state_url:
+        from tally.ledger.state_postgres import PostgresState
+
+        return PostgresState(cfg.state_url, cfg.state_schema)
+    return SqliteState(cfg.data_dir / "state.sqlite")
 
 
 def load_peer_config(path: Path | None) -> PeerConfig:
@@ -190,7 +203,7 @@ class PeerService:
         if key.public.raw != member.pub:
             raise PeerServiceError(f"{cfg.key_file} is not the genesis key of {cfg.org!r}")
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.peer = Peer(cfg.org, key, self.genesis, SqliteState(cfg.data_dir / "state.sqlite"),
+        self.peer = Peer(cfg.org, key, self.genesis, _state(cfg),
                          Registry(*system_contracts()), cfg.data_dir)  # fmt: skip
         self.index = _Index(cfg.data_dir / "index.sqlite")
         if self.peer.height > 0 and self.index.checkpoint(self.peer.height) is None:
