@@ -18,6 +18,12 @@ def test_example_configuration_is_valid() -> None:
     cloud = load_settings(data, "examples/tally.toml")
     edge = load_edge_config(data, "examples/tally.toml")
     assert cloud.tls and cloud.database_url.startswith("postgresql+psycopg://")
+    assert cloud.ledger is not None and set(cloud.ledger.peers) == {
+        "bank",
+        "warehouse",
+        "logistics",
+        "regulator",
+    }
     assert edge.mqtt.version == "5" and edge.modbus[0].device == "wh1-meter-01"
     engine = RuleEngine.from_config(edge.rules, edge.site)
     assert "plausibility-A-01" in engine.rule_ids()
