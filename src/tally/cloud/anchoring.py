@@ -90,7 +90,7 @@ class LedgerLink(Protocol):
 
     async def anchor_batch(self, header_cose: bytes) -> AnchorResult: ...
 
-    def chain_proof(self, log_index: int) -> ChainProof | None: ...
+    async def chain_proof(self, log_index: int) -> ChainProof | None: ...
 
 
 class ConsortiumLink:
@@ -147,7 +147,7 @@ class ConsortiumLink:
                     raise
         raise AssertionError("unreachable")
 
-    def chain_proof(self, log_index: int) -> ChainProof | None:
+    async def chain_proof(self, log_index: int) -> ChainProof | None:
         """The chain part for the transaction at ``log_index`` (None while not final)."""
         c = self.consortium
         peer = c.peers.get(self.org)
@@ -190,10 +190,9 @@ class RemoteLedgerLink:
     Every transaction's final checkpoint is remembered; the chain part of log position ``i``
     is built from the latest final checkpoint seen whose log covers ``i`` and the inclusion
     path that ``org``'s own peer (else any peer) gives at that checkpoint's size, checked
-    against the checkpoint's root before it is handed out. :meth:`chain_proof` is called on
-    the event loop and must not wait for the network: it answers from what is cached, and
-    when nothing is, fetches in the background (None until then). Call it from the loop
-    that runs :meth:`anchor_batch`; :meth:`close` it at the end.
+    against the checkpoint's root before it is handed out. :meth:`chain_proof` answers from
+    that cache, and when nothing is cached (e.g. after a restart) asks the peers then and
+    there. Call it from the loop that runs :meth:`anchor_batch`; :meth:`close` it at the end.
     """
 
     def __init__(
@@ -210,12 +209,8 @@ class RemoteLedgerLink:
         self.timeout = timeout
         self._finals: dict[int, FinalCheckpoint] = {}  # height -> final checkpoint
         self._proofs: dict[int, ChainProof] = {}  # log index -> chain part
-        self._fetching: dict[int, asyncio.Task[ChainProof | None]] = {}
 
     async def close(self) -> None:
-        for task in self._fetching.values():
-            task.cancel()
-        await asyncio.gather(*self._fetching.values(), return_exceptions=True)
         await self.remote.close()
 
     async def anchor_batch(self, header_cose: bytes) -> AnchorResult:
@@ -242,22 +237,13 @@ class RemoteLedgerLink:
                 log.warning("no chain part yet for log position %d: %s", r.log_index, exc)
         return AnchorResult(r.tx_id, r.code, r.height, r.log_index, reason)
 
-    def chain_proof(self, log_index: int) -> ChainProof | None:
-        """The cached chain part of ``log_index``; None (and a fetch started) if none yet."""
+    async def chain_proof(self, log_index: int) -> ChainProof | None:
+        """The chain part of ``log_index``: cached, else built from the peers now (after a
+        restart nothing is cached); None while no final checkpoint covers it or the peers
+        cannot be reached."""
         got = self._proofs.get(log_index)
         if got is not None:
             return got
-        if log_index not in self._fetching:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return None
-            task = loop.create_task(self._fetch_quietly(log_index))
-            self._fetching[log_index] = task
-            task.add_done_callback(lambda _t: self._fetching.pop(log_index, None))
-        return None
-
-    async def _fetch_quietly(self, log_index: int) -> ChainProof | None:
         try:
             return await self.fetch_proof(log_index)
         except (LedgerError, OSError) as exc:

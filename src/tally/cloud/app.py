@@ -336,7 +336,7 @@ def create_app(
             anchors = await run_in_threadpool(storage.anchors, [item.batch_id])
             anchor = anchors.get(item.batch_id)
             if anchor is not None and anchor.state == ANCHORED and anchor.log_index is not None:
-                chain = ledger.chain_proof(anchor.log_index)
+                chain = await ledger.chain_proof(anchor.log_index)
         bundle = await run_in_threadpool(
             build_bundle, storage, trust, item, identity.id, identity.registration, chain
         )
