@@ -80,6 +80,9 @@ _ERR_STREAM_NAME_IN_USE = 10058
 _ERR_NOT_CLUSTERED = 10074
 _ERR_MSG_ID_IN_PROCESS = 10158
 """The same Nats-Msg-Id is being stored right now: retrying gets the duplicate's PubAck."""
+_ERR_NO_PLACEMENT = 10005
+"""No suitable peers for a replicated stream (e.g. a server just restarted and not yet seen
+online by the meta leader): retrying succeeds once the cluster has its servers back."""
 _BLOCK_OVERHEAD = 1024
 """Bytes kept free in a block message for its header fields and CBOR framing."""
 _PUBLISH_TIMEOUT = 2.0
@@ -114,7 +117,7 @@ class BlockStreamCorrupt(OrdererError):
 def _transient(exc: BaseException) -> bool:
     """Whether retrying may succeed (a server down, a leader election, a lost connection)."""
     if isinstance(exc, jse.APIError):
-        if exc.err_code == _ERR_MSG_ID_IN_PROCESS:
+        if exc.err_code in (_ERR_MSG_ID_IN_PROCESS, _ERR_NO_PLACEMENT):
             return True
         return isinstance(exc, jse.ServiceUnavailableError | jse.ServerError) or exc.code in (
             408,
