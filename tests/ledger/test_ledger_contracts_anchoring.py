@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from contract_chain import T0, ContractChain
 
 from tally import formats as F
 from tally.crypto import GM, INTL, SigningKey, Suite
@@ -20,35 +21,18 @@ from tally.device.registration import (
     sign_revocation,
 )
 from tally.edge.formats import BatchHeader, sign_object
-from tally.ledger.contract import Execution, Registry, execute
-from tally.ledger.contracts import members_view, system_contracts
 from tally.ledger.contracts.keys import batch_key
-from tally.ledger.formats import Proposal
-from tally.ledger.genesis import Genesis, Member
-from tally.ledger.state import SqliteState
 
 ORGS = {"bank": ("bank",), "wh": ("warehouse",)}
-T0 = 1_700_000_000_000
 
 
-class Chain:
+class Chain(ContractChain):
     """Proposals executed with :func:`execute` and committed one per block, as a peer does;
     with a registered edge ``edge-1`` of org ``wh`` at ``site-1``."""
 
     def __init__(self, path: Path, suite: Suite = INTL) -> None:
-        self.suite = suite
-        self.keys = {o: SigningKey.generate(suite) for o in ORGS}
-        self.genesis = Genesis(
-            name="contracts test",
-            suite=suite,
-            t=T0,
-            members={o: Member(o, r, self.keys[o].public.raw) for o, r in ORGS.items()},
-            policies={"anchoring.*": ["org", "bank"], "registry.*": ["org", "bank"]},
-            checkpoint_quorum=1,
-        )
-        self.state = SqliteState(path)
-        self.registry = Registry(*system_contracts())
-        self.height = 0
+        policies = {"anchoring.*": ["org", "bank"], "registry.*": ["org", "bank"]}
+        super().__init__(path, ORGS, policies, suite)
         self.edge_key = SigningKey.generate(suite)
         self.ok("registry", "register", self.registration("edge-1", self.edge_key))
         self.headers: list[bytes] = []
@@ -70,25 +54,6 @@ class Chain:
         if len(self.headers) == ctr:
             self.headers.append(cose)
         return cose
-
-    def run(self, contract: str, fn: str, *args: Any) -> Execution:
-        n = self.height.to_bytes(8)
-        p = Proposal(self.genesis.chain, contract, fn, args, "bank", n, T0 + 77)
-        members = members_view(self.state, self.genesis)
-        return execute(self.registry, self.state, p, INTL.hash(p.to_cbor()), members)
-
-    def ok(self, contract: str, fn: str, *args: Any) -> Execution:
-        ex = self.run(contract, fn, *args)
-        assert ex.error == "", ex.error
-        self.height += 1
-        self.state.apply(self.height, [(k, v, (self.height, 0)) for k, v in ex.writes], b"c")
-        return ex
-
-    def refused(self, contract: str, fn: str, *args: Any) -> str:
-        ex = self.run(contract, fn, *args)
-        assert ex.error, "expected a refusal"
-        assert (ex.reads, ex.writes, ex.result) == ((), (), None)
-        return ex.error
 
 
 @pytest.fixture
@@ -240,7 +205,7 @@ def test_records_are_anchored_once(chain: Chain) -> None:
     assert ex.result == f"record/{h.hex()}"
     assert ex.reads == ((f"record/{h.hex()}", None),)
     assert ex.writes == ((f"record/{h.hex()}", {"kind": "warehouse_receipt", "by": "bank",
-                                                "t": T0 + 77}),)  # fmt: skip
+                                                "t": chain.t}),)  # fmt: skip
     assert chain.refused("anchoring", "anchor_record", "invoice", h) == (
         f"record {h.hex()[:16]}… is already anchored (kind 'warehouse_receipt')"
     )

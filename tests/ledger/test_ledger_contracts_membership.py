@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from contract_chain import ContractChain
 
 from tally.crypto import GM, INTL, SigningKey, cbor
-from tally.ledger.contract import Execution, Registry, execute
 from tally.ledger.contracts import (
     SYSTEM_CONTRACTS,
     member_records,
@@ -18,52 +18,17 @@ from tally.ledger.contracts import (
     revoked_view,
     system_contracts,
 )
-from tally.ledger.formats import Proposal
-from tally.ledger.genesis import Genesis, Member
+from tally.ledger.genesis import Member
 from tally.ledger.policy import parse_policy
-from tally.ledger.state import SqliteState
 
 ORGS = {"bank": ("bank",), "core": ("core_enterprise",), "wh": ("warehouse",)}
 
 
-class Chain:
-    """Proposals executed with :func:`execute` and committed one per block, as a peer does."""
-
+class Chain(ContractChain):
     def __init__(self, path: Path, suite: Any = INTL) -> None:
-        self.keys = {o: SigningKey.generate(suite) for o in ORGS}
-        self.genesis = Genesis(
-            name="contracts test",
-            suite=suite,
-            t=1_700_000_000_000,
-            members={o: Member(o, r, self.keys[o].public.raw) for o, r in ORGS.items()},
-            policies={"membership.*": ["k_of", 2, *(["org", o] for o in ORGS)],
-                      "toy.*": ["org", "bank"], "toy.special": ["org", "wh"]},
-            checkpoint_quorum=2,
-        )  # fmt: skip
-        self.state = SqliteState(path)
-        self.registry = Registry(*system_contracts())
-        self.height = 0
-        self.t = 1_700_000_001_000
-
-    def run(self, contract: str, fn: str, *args: Any, creator: str = "bank") -> Execution:
-        self.t += 1
-        p = Proposal(self.genesis.chain, contract, fn, args, creator, self.t.to_bytes(8), self.t)
-        members = members_view(self.state, self.genesis)
-        return execute(self.registry, self.state, p, INTL.hash(p.to_cbor()), members)
-
-    def ok(self, contract: str, fn: str, *args: Any) -> Execution:
-        ex = self.run(contract, fn, *args)
-        assert ex.error == "", ex.error
-        self.height += 1
-        writes = [(k, v, (self.height, 0)) for k, v in ex.writes]
-        self.state.apply(self.height, writes, b"c")
-        return ex
-
-    def refused(self, contract: str, fn: str, *args: Any) -> str:
-        ex = self.run(contract, fn, *args)
-        assert ex.error, "expected a refusal"
-        assert (ex.reads, ex.writes, ex.result) == ((), (), None)
-        return ex.error
+        policies = {"membership.*": ["k_of", 2, *(["org", o] for o in ORGS)],
+                    "toy.*": ["org", "bank"], "toy.special": ["org", "wh"]}  # fmt: skip
+        super().__init__(path, ORGS, policies, suite, quorum=2)
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
+from contract_chain import T0, ContractChain
 
 from tally import formats as F
 from tally.crypto import GM, INTL, SigningKey, sign1
@@ -19,51 +19,14 @@ from tally.device.registration import (
     sign_registration,
     sign_revocation,
 )
-from tally.ledger.contract import Execution, Registry, execute
-from tally.ledger.contracts import members_view, system_contracts
-from tally.ledger.formats import Proposal
-from tally.ledger.genesis import Genesis, Member
-from tally.ledger.state import SqliteState
 
 ORGS = {"bank": ("bank",), "core": ("core_enterprise",), "wh": ("warehouse",)}
-T0 = 1_700_000_000_000
 
 
-class Chain:
-    """Proposals executed with :func:`execute` and committed one per block, as a peer does."""
-
+class Chain(ContractChain):
     def __init__(self, path: Path) -> None:
-        self.keys = {o: SigningKey.generate(INTL) for o in ORGS}
-        self.genesis = Genesis(
-            name="contracts test",
-            suite=INTL,
-            t=T0,
-            members={o: Member(o, r, self.keys[o].public.raw) for o, r in ORGS.items()},
-            policies={"registry.*": ["org", "bank"], "membership.*": ["org", "bank"]},
-            checkpoint_quorum=2,
-        )
-        self.state = SqliteState(path)
-        self.registry = Registry(*system_contracts())
-        self.height = 0
-
-    def run(self, contract: str, fn: str, *args: Any) -> Execution:
-        n = self.height.to_bytes(8)
-        p = Proposal(self.genesis.chain, contract, fn, args, "bank", n, T0 + self.height)
-        members = members_view(self.state, self.genesis)
-        return execute(self.registry, self.state, p, INTL.hash(p.to_cbor()), members)
-
-    def ok(self, contract: str, fn: str, *args: Any) -> Execution:
-        ex = self.run(contract, fn, *args)
-        assert ex.error == "", ex.error
-        self.height += 1
-        self.state.apply(self.height, [(k, v, (self.height, 0)) for k, v in ex.writes], b"c")
-        return ex
-
-    def refused(self, contract: str, fn: str, *args: Any) -> str:
-        ex = self.run(contract, fn, *args)
-        assert ex.error, "expected a refusal"
-        assert (ex.reads, ex.writes, ex.result) == ((), (), None)
-        return ex.error
+        policies = {"registry.*": ["org", "bank"], "membership.*": ["org", "bank"]}
+        super().__init__(path, ORGS, policies, quorum=2)
 
 
 @pytest.fixture
