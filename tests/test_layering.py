@@ -32,7 +32,12 @@ ALLOWED: dict[str, set[str]] = {
     | FORMAT_MODULES,
     # the ledger's system contracts read the telemetry spine's signed formats (ADR 0003)
     "ledger": {"tally.crypto", "tally.merkle", "tally.ledger"} | BASE | FORMAT_MODULES,
+    # finance registers its contracts with the ledger and reads the spine's signed formats
+    "finance": {"tally.crypto", "tally.merkle", "tally.ledger", "tally.finance"}
+    | BASE
+    | FORMAT_MODULES,
     "cloud": {
+        "tally.finance",
         "tally.crypto",
         "tally.merkle",
         "tally.device",

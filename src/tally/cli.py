@@ -165,6 +165,22 @@ def bench_latency(
     raise typer.Exit(run_latency_bench(devices, seconds, mqtt_host, mqtt_port, json_out))
 
 
+@bench_app.command("collateral")
+def bench_collateral(
+    json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+    size: Annotated[
+        list[int] | None, typer.Option(help="Portfolio sizes [default: 1000, 10000, 100000].")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Price-walk steps (8 ticks each).", min=1)] = 10,
+    removals: Annotated[int, typer.Option(help="Removal events timed.", min=1)] = 200,
+) -> None:
+    """Collateral monitor: µs per affected loan on price ticks, and removal → alert latency."""
+    from tally.bench.collateral import run_collateral_bench
+
+    sizes = tuple(size) if size else (1000, 10000, 100000)
+    raise typer.Exit(run_collateral_bench(sizes, steps, removals, json_out))
+
+
 @bench_app.command("ledger")
 def bench_ledger(
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
@@ -238,13 +254,17 @@ def peer(config_file: ConfigOpt = None) -> None:
     import contextlib
 
     from tally import config
+    from tally.finance.policies import finance_contracts
+    from tally.ledger.contract import Registry
+    from tally.ledger.contracts import system_contracts
     from tally.ledger.errors import LedgerError
     from tally.ledger.peerservice import load_peer_config, run
 
     cfg = load_peer_config(config_file)
+    contracts = Registry(*system_contracts(), *finance_contracts())
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run(cfg, config.passphrase()))
+            asyncio.run(run(cfg, config.passphrase(), contracts))
     except LedgerError as exc:
         print(f"tally: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None

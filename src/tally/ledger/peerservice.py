@@ -188,7 +188,11 @@ def _problem(status: int, code: str, detail: str) -> JSONResponse:
 class PeerService:
     """One peer, its orderer connection and its HTTP app. :meth:`start`, then :meth:`stop`."""
 
-    def __init__(self, cfg: PeerConfig, passphrase: str) -> None:
+    def __init__(
+        self, cfg: PeerConfig, passphrase: str, contracts: Registry | None = None
+    ) -> None:
+        """``contracts``: what the peer executes (default: the system contracts only; the
+        ``tally peer`` command adds the finance contracts)."""
         self.cfg = cfg
         self.genesis = read_genesis(cfg.genesis)
         if self.genesis.ordering.kind != "jetstream":
@@ -203,8 +207,8 @@ class PeerService:
         if key.public.raw != member.pub:
             raise PeerServiceError(f"{cfg.key_file} is not the genesis key of {cfg.org!r}")
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.peer = Peer(cfg.org, key, self.genesis, _state(cfg),
-                         Registry(*system_contracts()), cfg.data_dir)  # fmt: skip
+        registry = contracts if contracts is not None else Registry(*system_contracts())
+        self.peer = Peer(cfg.org, key, self.genesis, _state(cfg), registry, cfg.data_dir)
         self.index = _Index(cfg.data_dir / "index.sqlite")
         if self.peer.height > 0 and self.index.checkpoint(self.peer.height) is None:
             self.index.put_checkpoint(self.peer.height, self.peer.sign_checkpoint())
@@ -360,9 +364,9 @@ class PeerService:
         })  # fmt: skip
 
 
-async def run(cfg: PeerConfig, passphrase: str) -> None:
+async def run(cfg: PeerConfig, passphrase: str, contracts: Registry | None = None) -> None:
     """Run a peer service until SIGTERM or SIGINT; print its URL when it serves."""
-    service = PeerService(cfg, passphrase)
+    service = PeerService(cfg, passphrase, contracts)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -3,7 +3,7 @@ start, waiting for the cloud's anchors at the end, and what the report says abou
 
 The members are the demo's organisations with the same root keys as the trust file, so the
 genesis members' keys are exactly the trust anchors a verifier pins. Registrations and
-anchors need the endorsement of any two members; a checkpoint is final with three of four
+anchors need the endorsement of any two members; a checkpoint is final with three of five
 signatures; membership changes need three.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from typing import Any
 from tally.cloud.anchoring import ConsortiumLink
 from tally.cloud.server import CloudService
 from tally.crypto import SigningKey
+from tally.finance.policies import default_policies as finance_policies
+from tally.finance.policies import finance_contracts
 from tally.ledger.consortium import Consortium
 from tally.ledger.contract import Registry
 from tally.ledger.contracts import system_contracts
@@ -31,7 +33,8 @@ ORDERING = Ordering("solo", 100, 20)
 
 
 def demo_policies(orgs: Sequence[str]) -> dict[str, str]:
-    """Registrations and anchors need any two members; membership changes three."""
+    """Registrations and anchors need any two members; membership changes three (the
+    finance contracts' policies are :func:`tally.finance.policies.default_policies`)."""
     every = ", ".join(f"org:{o}" for o in orgs)
     return {
         "anchoring.*": f"2-OF({every})",
@@ -50,20 +53,31 @@ class ChainOutcome:
 
 
 async def create_consortium(
-    directory: Path, suite: str, orgs: Sequence[str], org_keys: Mapping[str, SigningKey]
+    directory: Path,
+    suite: str,
+    roles: Mapping[str, str],
+    org_keys: Mapping[str, SigningKey],
+    clock: Callable[[], int] | None = None,
 ) -> Consortium:
-    """A peer per organisation of ``orgs`` (each with the role of its name, keyed by
-    ``org_keys``), a solo orderer and the system contracts, in ``directory``."""
+    """A peer per organisation of ``roles`` (org -> its role, keyed by ``org_keys``), a solo
+    orderer, the system contracts and the finance contracts, in ``directory``. ``clock``
+    (ms) stamps proposals and blocks: the demo's simulated time, so that release orders and
+    the edge's readings share one time line."""
+    orgs = sorted(roles)
     return await Consortium.create(
         directory,
-        members=[(o, [o]) for o in orgs],
-        policies=demo_policies(orgs),
+        members=[(o, [roles[o]]) for o in orgs],
+        policies={
+            **demo_policies(orgs),
+            **finance_policies({o: [roles[o]] for o in orgs}),
+        },
         quorum=CHECKPOINT_QUORUM,
         suite=suite,
         ordering=ORDERING,
-        contracts=Registry(*system_contracts()),
+        contracts=Registry(*system_contracts(), *finance_contracts()),
         name="tally-demo",
         keys=org_keys,
+        clock=clock,
     )
 
 

@@ -5,9 +5,10 @@ silo, trucks, a leased forklift, a hotel's till feed, an electricity meter) whos
 sign every reading; MQTT through the embedded broker, HTTP and CoAP into the edge gateway;
 a Modbus meter that cannot sign, polled by the edge; the edge's rules, batches and uplink;
 the cloud on SQLite with its signed receipts and proof export; and the consortium ledger of
-the bank, the warehouse, the logistics firm and the regulator (a peer each, a solo orderer,
-checkpoints final with three of four signatures), on which the chain registers every device,
-edge and cloud key and the cloud anchors every stored batch as the bank.
+two banks, the warehouse, the logistics firm and the regulator (a peer each, a solo orderer,
+checkpoints final with three of five signatures), on which the chain registers every device,
+edge and cloud key and the cloud anchors every stored batch as the bank. On top of it runs
+the warehouse-receipt financing story (:mod:`tally.sim.finance_story`).
 
 Time is simulated and compressed (``TIME_SCALE`` simulated seconds per wall second) so that
 a one-minute run covers an hour of the night, with the scripted incidents: goods removed at
@@ -46,6 +47,7 @@ from tally.device.publish.coap import CoapPublisher
 from tally.device.publish.http import HttpPublisher
 from tally.device.publish.mqtt import MqttPublisher
 from tally.device.sim import Site, build_demo_site, demo_incidents
+from tally.device.sim.incidents import GOODS_REMOVED_AT_NIGHT
 from tally.edge.config import load_edge_config
 from tally.edge.gateway import EdgeGateway
 from tally.edge.service import EdgeService
@@ -54,6 +56,7 @@ from tally.sim.accounting import Accounting, account
 from tally.sim.bundles import export_bundles
 from tally.sim.chain import chain_report, create_consortium, drain_anchors, register_on_chain
 from tally.sim.display import Display
+from tally.sim.finance_story import FinanceStory
 from tally.sim.fleet import COAP, HTTP, MQTT, Fleet, Outgoing
 from tally.sim.provision import DeviceSpec, Provisioned, provision
 from tally.sim.rules import demo_rules
@@ -69,11 +72,20 @@ OFFLINE_MS = 240_000
 WARMUP_S = 0.5
 
 ORG_BANK = "bank"
+ORG_BANK_B = "bank-b"
 ORG_WAREHOUSE = "warehouse"
 ORG_LOGISTICS = "logistics"
 ORG_REGULATOR = "regulator"
-ORGS = (ORG_BANK, ORG_WAREHOUSE, ORG_LOGISTICS, ORG_REGULATOR)
-"""The consortium's members, each with the role of its name; the cloud is the bank's."""
+ORG_ROLES = {
+    ORG_BANK: "bank",
+    ORG_BANK_B: "bank",
+    ORG_WAREHOUSE: "warehouse",
+    ORG_LOGISTICS: "logistics",
+    ORG_REGULATOR: "regulator",
+}
+"""The consortium's members and their roles; the cloud is the first bank's, and the second
+bank is the one that tries to take a receipt already pledged."""
+ORGS = tuple(ORG_ROLES)
 ANCHOR_DRAIN_S = 30.0
 """How long the end of the run waits for every stored batch to be anchored."""
 
@@ -235,6 +247,22 @@ class Demo:
         gateway = EdgeGateway(cfg, key=prov.edge_key, trust=prov.trust, clock=self.clock)
         return EdgeService(gateway, listen_http=0, listen_coap=0)
 
+    def _story(self, consortium: Consortium) -> FinanceStory:
+        """The financing story, at the location where the goods go missing at night."""
+        theft = next(i for i in self.incidents if i.kind == GOODS_REMOVED_AT_NIGHT)
+        return FinanceStory(
+            consortium,
+            self.site,
+            theft.param("location") or "",
+            self.clock,
+            self.data_dir / "bank",
+            bank=ORG_BANK,
+            bank_b=ORG_BANK_B,
+            warehouse=ORG_WAREHOUSE,
+            seed=self.opts.seed,
+            removal_at=theft.at_ms,
+        )
+
     # the run -----------------------------------------------------------------------------
 
     def _authorise_releases(self, gateway: EdgeGateway) -> None:
@@ -302,9 +330,12 @@ class Demo:
         prov = self._provision()
         fleet = Fleet(prov, self.site, transports_for(self.site), HEARTBEAT_MS)
         directory = self.data_dir / "ledger"
-        if directory.exists():  # a ledger of an earlier run: its keys are gone
-            shutil.rmtree(directory)
-        consortium = await create_consortium(directory, self.opts.suite, ORGS, prov.org_keys)
+        for earlier in (directory, *(self.data_dir / d for d in ("bank", "cloud", "edge"))):
+            if earlier.exists():  # an earlier run's ledger, book, cloud, edge: its keys are gone
+                shutil.rmtree(earlier)
+        consortium = await create_consortium(
+            directory, self.opts.suite, ORG_ROLES, prov.org_keys, self.clock
+        )
         try:
             return await self._run_with(prov, fleet, consortium)
         finally:
@@ -316,6 +347,8 @@ class Demo:
         chain = await register_on_chain(link, prov.registrations)
         self.cloud = cloud = self._cloud(prov, link)
         cloud_port = await cloud.start()
+        story = self._story(consortium)
+        await story.start()
         display = Display(self, fleet, headless=opts.headless)
         try:
             async with (
@@ -334,6 +367,9 @@ class Demo:
                 }
                 await pubs[MQTT].connect()
                 display.start(cloud_port, self.token)
+                api = httpx.AsyncClient(
+                    base_url=cloud.server.url, headers={"Authorization": f"Bearer {self.token}"}
+                )
                 try:
                     end = time.monotonic() + opts.duration_s
                     while time.monotonic() < end:
@@ -341,6 +377,7 @@ class Demo:
                         outs = fleet.step(t)
                         self._authorise_releases(edge.gateway)
                         await self._send(outs, pubs)
+                        await story.step(cloud.storage, api, edge.gateway)
                         display.update(edge)
                         await asyncio.sleep(0.25)
                     for poller in edge.pollers:  # the meter is a device too: it stops
@@ -349,9 +386,12 @@ class Demo:
                     drained = await self._drain(edge)
                     display.note("waiting for every stored batch to be anchored on the ledger")
                     chain.anchors_drained = await drain_anchors(cloud, ANCHOR_DRAIN_S)
+                    await story.step(cloud.storage, api, edge.gateway)
+                    await story.finish()
                     edge_stats = edge.gateway.stats()
                     adapter_stats = edge.adapter_stats()
                 finally:
+                    await api.aclose()
                     for p in pubs.values():
                         with contextlib.suppress(Exception):
                             await p.close()
@@ -359,12 +399,16 @@ class Demo:
             acc = account(cloud.storage, fleet.produced)
             report = self._report(fleet, acc, edge_stats, adapter_stats, drained)
             report.update(chain_report(cloud, link, chain, self.sent.at_ms))
+            report["scenarios"] = story.scenarios()
+            report["finance"] = story.summary()
             if opts.report_dir is not None:
                 await self._write_report(opts.report_dir, report, fleet, cloud, prov, consortium)
+                story.write_bundles(opts.report_dir / "bundles" / "finance")
             display.finish(report)
             ok = not acc.unaccounted and acc.duplicates_stored == 0
             all_anchored = report["batches_anchored"] == report["batches_stored"]
-            return 0 if ok and all_anchored and not chain.registrations_refused else 1
+            story_ok = all(sc["ok"] for sc in report["scenarios"])
+            return 0 if ok and all_anchored and story_ok and not chain.registrations_refused else 1
         finally:
             display.stop()
             await cloud.stop()

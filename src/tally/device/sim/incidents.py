@@ -122,7 +122,11 @@ def demo_incidents(
     night = next_local_time(start_ms + 1, 2, 0, site.utc_offset_min)
     at_night = night < start_ms + duration_ms
     theft_at = night if at_night else at(50)
-    locations = sorted(site.locations, key=lambda loc: (-site.stock_t(loc), loc))
+    # goods go missing from a storage bay on load cells (the yard's weighbridge weighs trucks)
+    bays = [
+        loc for loc, dev in site.locations.items() if site.devices[dev].profile != "weighbridge"
+    ]
+    locations = sorted(bays or site.locations, key=lambda loc: (-site.stock_t(loc), loc))
     if not locations:
         raise ValueError("the site has no storage location")
     location = rng.choice(locations[:3])

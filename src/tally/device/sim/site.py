@@ -65,6 +65,9 @@ class Site:
         self.locations: dict[str, str] = {}  # location -> load cell device id
         self.lots: dict[str, Lot] = {}
         self.releases: list[Release] = []
+        self.held: set[str] = set()
+        """Locations whose goods are under pledge: the site's own business never releases
+        from them (only an order from the chain does, through :meth:`pick_up`)."""
         self.movements: list[Movement] = []
         self.incidents: list[Incident] = []
         self.gate: RfidGate | None = None
@@ -185,6 +188,18 @@ class Site:
                 )
         return rel
 
+    def pick_up(self, lot_id: str, amount_t: Decimal, t_ms: int, release_id: str) -> Movement:
+        """Part of a lot leaves under a release order ``release_id`` the chain issued: the
+        load cell drops by ``amount_t`` and the gate scans the lot out naming the order."""
+        lot = self.lots.get(lot_id)
+        if lot is None or not 0 < amount_t <= lot.quantity_t:
+            raise ValueError(f"cannot pick up {amount_t} t of lot {lot_id!r}")
+        lot.quantity_t -= amount_t
+        mv = self._move(t_ms + 30_000, lot.location, -amount_t, "release", lot_id, release_id)
+        if self.gate is not None:
+            self.gate.enqueue_scan(t_ms + 60_000, lot.tag, "out", lot=lot_id, release=release_id)
+        return mv
+
     def remove_unauthorised(
         self, location: str, amount_t: Decimal, t_ms: int, ref: str | None = None
     ) -> Movement | None:
@@ -207,7 +222,9 @@ class Site:
             q = Decimal(self.rng.uniform(3.0, 12.0)).quantize(T)
             self.receive(loc, q, self.rng.choice(("grain", "steel coil", "cotton")), at)
         for at in self._releases.events_until(t_ms):
-            full = [x for x in self.locations if len(self.lots_in(x)) >= 2]
+            full = [
+                x for x in self.locations if len(self.lots_in(x)) >= 2 and x not in self.held
+            ]
             if full:
                 lots = sorted(self.lots_in(self.rng.choice(sorted(full))), key=lambda x: x.lot_id)
                 n = 2 if len(lots) >= 3 else 1

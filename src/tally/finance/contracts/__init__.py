@@ -1,0 +1,1 @@
+"""The finance contracts the consortium's peers run beside the system contracts."""
