@@ -177,6 +177,7 @@ class Demo:
         self.suite = get_suite(opts.suite)
         self.link: ConsortiumLink | None = None
         self.cloud: CloudService | None = None
+        self.story: FinanceStory | None = None
 
     # setup -------------------------------------------------------------------------------
 
@@ -347,7 +348,7 @@ class Demo:
         chain = await register_on_chain(link, prov.registrations)
         self.cloud = cloud = self._cloud(prov, link)
         cloud_port = await cloud.start()
-        story = self._story(consortium)
+        self.story = story = self._story(consortium)
         await story.start()
         display = Display(self, fleet, headless=opts.headless)
         try:

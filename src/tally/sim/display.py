@@ -37,6 +37,7 @@ class Display:
         self.live: Live | None = None
         self.notes: deque[str] = deque(maxlen=8)
         self._seen_events: dict[str, int] = {}
+        self._seen_story: set[str] = set()
         self._last_line = 0.0
         from tally.sim.demo import TIME_SCALE, UTC_OFFSET_MIN
 
@@ -76,8 +77,18 @@ class Display:
         )
         anchored, final = self.demo.chain_status()
         t.add_row("batches anchored on the ledger", str(anchored))
-        t.add_row("final checkpoints (3 of 4 signed)", str(final))
+        t.add_row("final checkpoints (quorum signed)", str(final))
         return t
+
+    def _story(self) -> Panel | None:
+        story = self.demo.story
+        if story is None:
+            return None
+        lines = []
+        for sc in story.scenario.values():
+            mark = "[green]✓[/]" if sc.ok else "[dim]…[/]"
+            lines.append(f"{mark} {sc.name}: [dim]{sc.outcome if sc.ok else sc.expected}[/]")
+        return Panel("\n".join(lines), title="financing story (simulated trader, steel coil)")
 
     def _side(self, s: dict[str, Any]) -> Table:
         t = Table(title="rejected and detected", show_header=True, header_style="bold")
@@ -96,11 +107,23 @@ class Display:
                 self.note(f"{_sim_time(self.demo.clock(), self.offset)}  edge event: {rule} (×{n})")
             self._seen_events[rule] = n
         now = self.demo.clock()
+        if self.demo.story is not None:
+            for sc in self.demo.story.scenario.values():
+                if sc.ok and sc.name not in self._seen_story:
+                    self._seen_story.add(sc.name)
+                    self.note(f"{_sim_time(now, self.offset)}  financing: {sc.name} — {sc.outcome}")
         if self.live is not None:
             head = f"simulated local time {_sim_time(now, self.offset)}"
             grid = Table.grid(expand=True)
             grid.add_row(self._table(s), self._side(s))
-            body = Group(grid, Panel("\n".join(self.notes) or "—", title="what the edge saw"))
+            parts: list[Any] = [
+                grid,
+                Panel("\n".join(self.notes) or "—", title="what the edge saw"),
+            ]
+            story = self._story()
+            if story is not None:
+                parts.append(story)
+            body = Group(*parts)
             self.live.update(Panel(body, title=head))
         elif now - self._last_line >= 600_000:  # a line per 10 simulated minutes
             self._last_line = now
@@ -137,6 +160,15 @@ class Display:
         for b in report.get("bundles", []):
             t.add_row(f"bundle: {b['incident']}", str(b.get("bundle")))
         self.console.print(t)
+        scenarios = report.get("scenarios", [])
+        if scenarios:
+            st = Table(title="financing story", show_header=True, header_style="bold")
+            st.add_column("step")
+            st.add_column("outcome")
+            for sc in scenarios:
+                mark = "[green]ok[/]" if sc["ok"] else "[red]NOT AS EXPECTED[/]"
+                st.add_row(sc["name"], f"{mark} {sc['outcome']}")
+            self.console.print(st)
         verdict = "every produced envelope is stored or certified missing"
         if report["unaccounted"] or report["duplicates_stored"]:
             verdict = "[red]some envelopes are unaccounted for[/]"

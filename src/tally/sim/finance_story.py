@@ -184,8 +184,11 @@ class FinanceStory:
         if self.orders is None:
             self.orders = OrderFeed(self.site.site_id, gateway.authorise_release)
         if self.feed is None:
-            self.feed = MonitorFeed(storage, self.site.site_id, self.monitor)
-        self.note(await self.feed.poll())
+            watched = [self.site.locations[self.location]]
+            if self.site.gate is not None:
+                watched.append(self.site.gate.device_id)
+            self.feed = MonitorFeed(storage, self.site.site_id, self.monitor, watched)
+        self.note(await self.feed.poll(self.clock()))
         self.note(self.monitor.advance(self.clock()))
         await self.steps.advance(storage, client)
 

@@ -55,35 +55,66 @@ async def evidence_of(client: httpx.AsyncClient, item: ItemRecord) -> tuple[dict
     return from_bundle(resp.content), resp.content
 
 
-class MonitorFeed:
-    """Feeds every new stored reading and edge event of one site to the bank's monitor."""
+LOOKBACK_MS = 30 * 60_000
+"""How far back (site time) each poll looks: items reach the cloud out of time order (a
+batch from an edge that was cut off, a device with a skewed clock), so the feed re-reads a
+window and skips what it has fed before."""
 
-    def __init__(self, storage: Storage, site: str, monitor: CollateralMonitor) -> None:
+
+class MonitorFeed:
+    """Feeds the new stored readings of the watched devices, and the edge events, of one site
+    to the bank's monitor, each once, in time order."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        site: str,
+        monitor: CollateralMonitor,
+        devices: list[str],
+        lookback_ms: int = LOOKBACK_MS,
+    ) -> None:
         self.storage = storage
         self.site = site
         self.monitor = monitor
-        self.after: tuple[int, int] | None = None
-        self.events: dict[bytes, ItemRecord] = {}
-        """Edge events fed so far, by hash (the alerts' evidence names them)."""
+        self.devices = devices
+        self.lookback_ms = lookback_ms
+        self.fed: dict[bytes, int] = {}
+        """Hashes of the items fed so far (with their time, to forget them later)."""
         self.errors: list[str] = []
 
-    async def poll(self) -> Result:
-        """Everything stored since the last poll, in (t, id) order, through the monitor."""
+    def _window(self, t_from: int) -> list[ItemRecord]:
+        queries = [ItemQuery(kinds=("event",), site=self.site, t_from=t_from, limit=500)]
+        queries += [
+            ItemQuery(kinds=("reading",), device=d, t_from=t_from, limit=500) for d in self.devices
+        ]
+        out: list[ItemRecord] = []
+        for q in queries:
+            while True:
+                page = self.storage.items(q)
+                out.extend(page.items)
+                if len(page.items) < q.limit:
+                    break
+                last = page.items[-1]
+                q = ItemQuery(q.kinds, q.device, q.site, t_from=t_from, limit=q.limit,
+                              after=(last.t, last.id))  # fmt: skip
+        return out
+
+    async def poll(self, now: int) -> Result:
+        """Everything stored in the window before ``now`` not fed yet, through the monitor."""
+        t_from = now - self.lookback_ms
+        items = await asyncio.to_thread(self._window, t_from)
         out = Result()
-        while True:
-            q = ItemQuery(kinds=("reading", "event"), site=self.site, after=self.after, limit=500)
-            page = await asyncio.to_thread(self.storage.items, q)
-            for item in page.items:
-                self.after = (item.t, item.id)
+        for item in sorted(items, key=lambda i: (i.t, i.id)):
+            if item.hash not in self.fed:
+                self.fed[item.hash] = item.t
                 out.extend(self._feed(item))
-            if len(page.items) < q.limit:
-                return out
+        self.fed = {h: t for h, t in self.fed.items() if t >= t_from}
+        return out
 
     def _feed(self, item: ItemRecord) -> Result:
         out = Result()
         try:
             if item.kind == "event":
-                self.events[item.hash] = item
                 facts: list[Any] = facts_from_signed_event(item.cose)
             else:
                 facts = facts_from_envelope(self.site, item.cose)
