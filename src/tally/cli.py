@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -391,6 +391,7 @@ def consortium_init(
 ) -> None:
     """Create a consortium: each member's key (encrypted) and the genesis they all sign."""
     from tally import config
+    from tally.finance.policies import default_policies as finance_policies
     from tally.ledger.bootstrap import create_consortium
     from tally.ledger.genesis import Ordering
     from tally.ledger.policy import parse_policy
@@ -401,7 +402,11 @@ def consortium_init(
         if not sep or not org or not roles:
             raise typer.BadParameter(f"{m!r} is not org:role[,role…]", param_hint="--member")
         members[org] = [r.strip() for r in roles.split(",")]
-    policies = {}
+    try:  # the finance contracts' policies, when the members can satisfy them
+        policies: dict[str, Any] = dict(finance_policies(members))
+    except ValueError as exc:
+        print(f"tally: no finance policies in this genesis: {exc}", file=sys.stderr)
+        policies = {}
     for p in policy or []:
         fn, sep, text = p.partition("=")
         if not sep:
@@ -491,12 +496,14 @@ def consortium_up(
     """Run a whole consortium here: a peer process per member and a NATS JetStream cluster.
 
     A new directory gets a consortium of four members (bank, core enterprise, warehouse,
-    regulator); an existing one is restarted with its data. Ctrl-C stops everything.
+    regulator) with the system and finance contracts' policies; an existing one is restarted
+    with its data. Ctrl-C stops everything.
     """
     import asyncio
     import contextlib
 
     from tally import config
+    from tally.finance.policies import default_policies
     from tally.ledger.localnet import LocalNet, describe, run_localnet
 
     def ready(net: LocalNet) -> None:
@@ -504,7 +511,13 @@ def consortium_up(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
-            run_localnet(directory, config.passphrase(), nats_servers=nats_servers, on_ready=ready)
+            run_localnet(
+                directory,
+                config.passphrase(),
+                nats_servers=nats_servers,
+                on_ready=ready,
+                policies=default_policies,
+            )
         )
 
 

@@ -1,6 +1,6 @@
 """The bank's account book: accounts, balanced postings, the hash chain, anchoring (also on a
 real in-process consortium), crash recovery, concurrency, reconciliation and tampering, on
-SQLite and PostgreSQL; the posting test vector of docs/finance-book.md."""
+SQLite and PostgreSQL; the posting test vector of docs/formats.md ("Finance: book posting")."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from tally.finance.book import (
     settlement,
 )
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "finance-book.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
 BANK = "bank-a"
 T0 = 1_767_225_600_000
 
@@ -131,8 +131,10 @@ def snapshot(book: Book) -> tuple[Any, ...]:
 
 def _doc_vector() -> tuple[bytes, dict[str, str]]:
     text = DOC.read_text()
-    section = text[text.index("## Test vector") :]
-    block = re.search(r"```hex\n(.*?)```", section, re.S)
+    found = re.search(r"^## \d+ Finance: book posting\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert found is not None, "docs/formats.md has no 'Finance: book posting' section"
+    section = found.group(1)
+    block = re.search(r"```\n([0-9a-f\n]+)```", section)
     assert block is not None
     body = bytes.fromhex("".join(block.group(1).split()))
     intl, gm_part = section.split("`gm` book", 1)

@@ -3,7 +3,8 @@
 Money stays off chain at the bank; the chain holds, for every posting, only its salted hash
 ``H(salt || posting bytes)`` (``anchoring.anchor_record("posting", h)``), so a party shown a
 posting and its salt can check that it was booked, and nobody else learns anything from the
-chain. Formats, chart of accounts and standard postings: ``docs/finance-book.md``.
+chain. Formats, chart of accounts and standard postings: ``docs/finance-book.md``,
+the posting format ``docs/formats.md`` §32.
 
 This module holds :class:`Book`, its anchoring (:func:`consortium_anchor`, :func:`anchored_in`)
 and its reconciliation (:meth:`Book.reconcile`, :class:`ReconcileReport`). The rules of

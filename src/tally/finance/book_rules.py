@@ -238,7 +238,7 @@ def check_draft(posting_id: str, draft: Draft) -> tuple[Line, ...]:
 def posting_body(book: str, suite: str, seq: int, prev: bytes, posting_id: str, kind: str,
                  t: int, lines: Iterable[Line], refs: dict[str, str],
                  memo: str) -> bytes:  # fmt: skip
-    """The deterministic CBOR of a posting (``docs/finance-book.md``, "Format: posting")."""
+    """The deterministic CBOR of a posting (``docs/formats.md`` §32)."""
     return cbor.encode({
         "v": VERSION, "book": book, "suite": suite, "seq": seq, "prev": prev,
         "id": posting_id, "kind": kind, "t": t,

@@ -1,4 +1,4 @@
-"""The state keys of the finance contracts (layout in docs/finance-receipts.md).
+"""The state keys of the finance contracts (layout in docs/formats.md §27–31).
 
 Build keys with these functions rather than by hand, so that the contracts, the bank's monitor
 and any reader of the state agree byte for byte::

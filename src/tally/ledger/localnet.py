@@ -25,9 +25,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -48,6 +49,10 @@ DEFAULT_MEMBERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 _POLL = 0.05
 _TERM_GRACE = 5.0
+
+
+PolicyMaker = Callable[[Mapping[str, Sequence[str]]], Mapping[str, Any]]
+"""Makes genesis policies for the members (org -> roles)."""
 
 
 class LocalNetError(LedgerError):
@@ -159,19 +164,25 @@ def _write_config(peer: _Peer, directory: Path, nats: Sequence[str]) -> Path:
 
 
 def _open_genesis(
-    directory: Path, passphrase: str, members: Sequence[tuple[str, Sequence[str]]] | None
+    directory: Path,
+    passphrase: str,
+    members: Sequence[tuple[str, Sequence[str]]] | None,
+    policies: PolicyMaker | None = None,
 ) -> Genesis:
-    """The genesis in ``directory``, created first (with the members' keys) if missing."""
+    """The genesis in ``directory``, created first (with the members' keys) if missing;
+    ``policies`` makes the policies to add for those members (e.g. the finance contracts')."""
     path = directory / "genesis.cbor"
     if not path.exists():
         chosen = DEFAULT_MEMBERS if members is None else members
         if not chosen:
             raise LocalNetError("a consortium needs at least one member")
+        roles = {org: list(r) for org, r in chosen}
         create_consortium(
             directory,
-            {org: list(roles) for org, roles in chosen},
+            roles,
             passphrase,
             ordering=Ordering(kind="jetstream"),
+            policies=None if policies is None else policies(roles),
         )
     g = read_genesis(path)
     if g.ordering.kind != "jetstream":
@@ -282,22 +293,23 @@ async def run_localnet(
     ready_timeout: float = 30.0,
     on_ready: Callable[[LocalNet], None] | None = None,
     stop: asyncio.Event | None = None,
+    policies: PolicyMaker | None = None,
 ) -> None:
     """Run a consortium in ``directory`` until ``stop`` is set (forever without one).
 
     Creates the consortium first if ``directory/genesis.cbor`` does not exist (``members``
     as ``(org, roles)`` pairs, default bank-1, core-1, wh-1, reg-1; ordering "jetstream";
-    the default policies of the system contracts); an existing one is reused as it is and
-    ``members`` is ignored. Starts ``nats_servers`` NATS servers and one peer process per
-    member, waits (at most ``ready_timeout`` seconds for the cluster and again for the peers)
-    until every peer answers ``GET /v1/status``, calls ``on_ready``, and waits. On the way out
-    — ``stop``, cancellation or any error — peers get SIGTERM (SIGKILL after 5 s), then the
-    NATS servers stop. Raises LocalNetError (a peer failed to start, or died), or the
-    NatsCluster errors.
+    the default policies of the system contracts, plus ``policies(members)`` when given); an
+    existing one is reused as it is and ``members`` and ``policies`` are ignored. Starts
+    ``nats_servers`` NATS servers and one peer process per member, waits (at most
+    ``ready_timeout`` seconds for the cluster and again for the peers) until every peer
+    answers ``GET /v1/status``, calls ``on_ready``, and waits. On the way out — ``stop``,
+    cancellation or any error — peers get SIGTERM (SIGKILL after 5 s), then the NATS servers
+    stop. Raises LocalNetError (a peer failed to start, or died), or the NatsCluster errors.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    g = _open_genesis(directory, passphrase, members)
+    g = _open_genesis(directory, passphrase, members, policies)
     chain = g.chain.hex()
     cluster = _KeptCluster(directory / "nats" / "cluster", nats_servers, ready_timeout)
     peers: list[_Peer] = []
