@@ -405,6 +405,15 @@ def test_release_covering_part_of_the_drop() -> None:
     assert a.evidence[-1] == Ref("release", "REL-1")
 
 
+def test_a_revoked_release_explains_nothing() -> None:
+    w = simple(principal=50_000_000)
+    w.order("REL-1", "R1", "A1", "8", w.t, w.t + H)
+    assert w.m.revoke_release("REL-1") is True
+    assert w.m.revoke_release("REL-1") is False  # gone already
+    assert w.m.revoke_release("REL-404") is False
+    assert w.weigh("A1", "12").kinds() == ["unauthorised_removal"]
+
+
 def test_release_outside_its_validity_does_not_explain() -> None:
     w = simple(principal=50_000_000)
     w.order("REL-1", "R1", "A1", "8", w.t - 2 * H, w.t - H)

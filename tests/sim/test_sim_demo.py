@@ -22,6 +22,10 @@ from tally.cloud.storage import open_storage
 from tally.device.trust import load_trust
 from tally.ledger.genesis import load_genesis
 from tally.sim.accounting import account, percentile
+from tally.verify.txbundle import READING_BUNDLE_KIND as READING_KIND
+from tally.verify.txbundle import TX_BUNDLE_KIND as TX_KIND
+from tally.verify.txbundle import bundle_kind
+from tally.verify.txverify import verify_tx_bundle
 from tally.verify.verifier import verify_bundle
 
 REQUIRED = (
@@ -144,10 +148,21 @@ def test_demo_financing_story_has_every_outcome_expected(demo_report: Path) -> N
     genesis = load_genesis((demo_report / "genesis.cbor").read_bytes())
     cited = [p for s in scenarios for p in s.get("evidence", [])]
     assert len(cited) >= 4, cited
+    kinds = set()
     for rel in cited:
         data = (demo_report / rel).read_bytes()
-        verdict = verify_bundle(data, None, genesis=genesis, require_anchor=True)
-        assert verdict.ok, (rel, verdict.reason)
+        kinds.add(bundle_kind(data))
+        if bundle_kind(data) == TX_KIND:  # a ledger transaction: ordered and endorsed
+            tx = verify_tx_bundle(data, genesis)
+            assert tx.ok, (rel, tx.reason)
+        else:  # a stored reading, anchored under a final checkpoint
+            verdict = verify_bundle(data, None, genesis=genesis, require_anchor=True)
+            assert verdict.ok, (rel, verdict.reason)
+    assert kinds == {TX_KIND, READING_KIND}, kinds
+    assert any("margin-call-tx" in p for p in by_name["margin call"]["evidence"])
+    assert finance["actions"] == [
+        {"action": "loans.margin_call", "target": "LN-DEMO-0001", "status": "done", "reason": ""}
+    ]
 
 
 def test_demo_bundles_verify_and_any_changed_byte_is_rejected(demo_report: Path) -> None:

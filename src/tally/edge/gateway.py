@@ -276,6 +276,14 @@ class EdgeGateway:
             raise EdgeError("no rules engine to authorise a release with")
         self.rules.authorise_release(location, quantity, lots, valid_from_ms, valid_to_ms, ref)
 
+    def revoke_release(self, ref: str) -> bool:
+        """Revoke an authorised release in the rules engine (its receipt was frozen, outbound
+        stopped): no later weight drop is explained by it. False if the engine held no such
+        release."""
+        if self.rules is None or not hasattr(self.rules, "revoke_release"):
+            raise EdgeError("no rules engine to revoke a release with")
+        return bool(self.rules.revoke_release(ref))
+
     # observation -----------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

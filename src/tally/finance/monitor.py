@@ -149,6 +149,11 @@ class CollateralMonitor(MonitorCore):
             del loc.releases[rid]
         loc.releases[order.id] = Release(order, order.weight)
 
+    def revoke_release(self, ref: str) -> bool:
+        """Withdraw an authorised release (its receipt was frozen, outbound stopped): it
+        explains no later drop. False when no location holds an order ``ref``."""
+        return any(loc.releases.pop(ref, None) is not None for loc in self._locs.values())
+
     def set_other_claims(self, site: str, location: str, weight: Decimal, t: int) -> Result:
         """Weight of the live receipts at a location that secure no monitored loan (from
         ``rloc/``): they share the measured stock with the pledged goods."""

@@ -388,6 +388,7 @@ class Demo:
                     display.note("waiting for every stored batch to be anchored on the ledger")
                     chain.anchors_drained = await drain_anchors(cloud, ANCHOR_DRAIN_S)
                     await story.step(cloud.storage, api, edge.gateway)
+                    await story.export(api)
                     await story.finish()
                     edge_stats = edge.gateway.stats()
                     adapter_stats = edge.adapter_stats()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from tally.cloud.anchoring import ConsortiumLink
 from tally.crypto import SigningKey
 from tally.finance.consent import make_consent
 from tally.finance.contracts.coverage import loan_coverage
@@ -49,12 +50,14 @@ class Outcome:
     text: str
     result: Any = None
     height: int = 0
+    tx_id: bytes = b""
+    """The transaction's id when it was ordered (its bundle proves it), else empty."""
 
 
 def describe(r: TxResult) -> Outcome:
     if r.valid:
-        return Outcome(True, f"committed at height {r.height}", r.result, r.height)
-    return Outcome(False, f"{r.code}: {r.reason or r.error}", None, r.height)
+        return Outcome(True, f"committed at height {r.height}", r.result, r.height, r.tx_id)
+    return Outcome(False, f"{r.code}: {r.reason or r.error}", None, r.height, r.tx_id)
 
 
 class FinanceChain:
@@ -64,6 +67,11 @@ class FinanceChain:
         self.c = consortium
         self.bank, self.bank_b, self.warehouse = bank, bank_b, warehouse
         self.trader_key = SigningKey.generate(consortium.genesis.suite)
+        self.link = ConsortiumLink(consortium, bank)
+
+    async def tx_bundle(self, tx_id: bytes) -> bytes:
+        """The transaction bundle of ``tx_id`` (checkable offline with the genesis)."""
+        return await self.link.tx_bundle(tx_id)
 
     async def call(self, contract: str, fn: str, args: Sequence[Any], creator: str) -> Outcome:
         """Submit and wait until every peer has the block (its checkpoint final); a refusal
@@ -86,11 +94,11 @@ class FinanceChain:
     def _level(self) -> bool:
         return len({p.height for p in self.c.peers.values()}) == 1
 
-    async def must(self, contract: str, fn: str, args: Sequence[Any], creator: str) -> Any:
+    async def must(self, contract: str, fn: str, args: Sequence[Any], creator: str) -> Outcome:
         out = await self.call(contract, fn, args, creator)
         if not out.ok:
             raise StoryError(f"{contract}.{fn} by {creator}: {out.text}")
-        return out.result
+        return out
 
     # -- reading the chain (the bank's own peer) ----------------------------------------------
 

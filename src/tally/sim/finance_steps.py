@@ -18,7 +18,8 @@ from tally.finance.keys import price_key, relord_prefix
 from tally.finance.monitor_model import PledgedReceipt, Ref
 from tally.finance.orders import ReleaseOrder
 from tally.finance.prices import PriceTick
-from tally.sim.finance_chain import MILL, PLEDGE_RATE, RATE, STEEL, TRADER
+from tally.ledger.errors import LedgerError
+from tally.sim.finance_chain import MILL, PLEDGE_RATE, RATE, STEEL, TRADER, Outcome
 from tally.sim.finance_watch import chain_has_batch, evidence_of, find_reading
 
 if TYPE_CHECKING:
@@ -38,12 +39,40 @@ class Steps:
         self.s = story
         self.phase = "evidence"
         self.bundles: dict[str, bytes] = {}
-        """Proof bundles the scenarios cite, by file name."""
+        """Proof bundles the scenarios cite, by file name (made by :meth:`export`)."""
+        self.cites: list[tuple[str, str, str, bytes]] = []
+        """(scenario, file name, "item" or "tx", item hash or transaction id) to export."""
         self.shock_at: int | None = None
         self.next_tick = 0
         self.picked_up_at: int | None = None
         self.r1_weight = Decimal(0)
         self.orders: list[ReleaseOrder] = []
+
+    def cite(self, scenario: str, name: str, kind: str, ref: bytes) -> None:
+        """Have :meth:`export` prove ``ref`` (a stored item or a transaction) for ``scenario``."""
+        if ref:
+            self.cites.append((scenario, name, kind, ref))
+
+    async def export(self, client: httpx.AsyncClient) -> list[str]:
+        """Make the bundles the scenarios cite (once their batches are anchored and their
+        checkpoints final: at the end of the run); return what could not be made."""
+        missing: list[str] = []
+        for scenario, name, kind, ref in self.cites:
+            if kind == "tx":
+                try:
+                    data = await self.s.chain.tx_bundle(ref)
+                except LedgerError as exc:
+                    missing.append(f"{name}: {exc}")
+                    continue
+            else:
+                resp = await client.get(f"/v1/proofs/items/{ref.hex()}")
+                if resp.status_code != 200:
+                    missing.append(f"{name}: the cloud answered {resp.status_code}")
+                    continue
+                data = resp.content
+            self.bundles[name] = data
+            self.s.scenario[scenario].evidence.append(f"bundles/finance/{name}")
+        return missing
 
     async def advance(self, storage: Storage, client: httpx.AsyncClient) -> None:
         s = self.s
@@ -63,7 +92,7 @@ class Steps:
             await self._margin_call()
             await self._top_up()
             self.phase = "watch"
-        if self.phase == "watch" and await self._removal(client):
+        if self.phase == "watch" and await self._removal():
             self.phase = "done"
 
     # -- 1, 2: receipts on IoT evidence, and the forged one ------------------------------------
@@ -88,18 +117,20 @@ class Steps:
             if scan is None:
                 return False
             scans.append(scan)
-        w_ev, w_bundle = await evidence_of(client, weighing)
-        self.bundles["receipt-weighing.cbor"] = w_bundle
+        w_ev, _ = await evidence_of(client, weighing)
+        issue = "receipts issued on IoT evidence"
+        self.cite(issue, "receipt-weighing.cbor", "item", weighing.hash)
         issued: list[dict[str, Any]] = []
         t = s.clock()
         for n, (lot, scan) in enumerate(zip(lots, scans, strict=True), start=1):
-            s_ev, s_bundle = await evidence_of(client, scan)
-            self.bundles[f"receipt-{n}-in-scan.cbor"] = s_bundle
+            s_ev, _ = await evidence_of(client, scan)
+            self.cite(issue, f"receipt-{n}-in-scan.cbor", "item", scan.hash)
             no = f"WR-{site.site_id}-{n:04d}"
             fields = receipt_fields(no, lot.lot_id, lot.quantity_t, site.site_id, s.location, t)
             out = await s.chain.call("receipts", "issue", [fields, [w_ev, s_ev]], s.chain.warehouse)
             if out.ok:
                 s.receipts.append(no)
+                self.cite(issue, f"receipt-{n}-issue-tx.cbor", "tx", out.tx_id)
                 issued.append(
                     {
                         "no": no,
@@ -112,16 +143,12 @@ class Steps:
             else:
                 issued.append({"no": no, "refused": out.text})
         ok = len(s.receipts) == len(lots)
-        sc = s.done(
-            "receipts issued on IoT evidence",
+        s.done(
+            issue,
             ok,
             f"{len(s.receipts)} of {len(lots)} receipts issued",
             receipts=issued,
         )
-        sc.evidence = [
-            "bundles/finance/receipt-weighing.cbor",
-            *(f"bundles/finance/receipt-{n}-in-scan.cbor" for n in range(1, len(lots) + 1)),
-        ]
         await self._forge(w_ev, issued, t)
         return True
 
@@ -165,6 +192,8 @@ class Steps:
             disbursed = await c.call("loans", "disburse", [s.loan_id, h], c.bank)
             steps["disburse"] = disbursed.text
             paid = disbursed.ok
+            self.cite("pledge and loan", "pledge-tx.cbor", "tx", pledge.tx_id)
+            self.cite("pledge and loan", "disburse-tx.cbor", "tx", disbursed.tx_id)
             if paid:
                 s.note(s.monitor.add_loan(s.monitored_loan(amount), s.clock()))
         s.done(
@@ -199,6 +228,7 @@ class Steps:
         if not out.ok:
             s.done(sc.name, False, f"repayment refused: {out.text}")
             return
+        self.cite(sc.name, "repay-tx.cbor", "tx", out.tx_id)
         after = c.loan(s.loan_id)
         orders = [
             o
@@ -259,13 +289,25 @@ class Steps:
         s, c = self.s, self.s.chain
         t = s.clock()
         price = (s.prices.prices()[STEEL] * PRICE_SHOCK).quantize(Decimal("0.01"))
-        await c.must("market", "set_price", [STEEL, price, "CNY"], c.bank)
+        priced = await c.must("market", "set_price", [STEEL, price, "CNY"], c.bank)
+        self.cite("margin call", "price-tx.cbor", "tx", priced.tx_id)
         tick = PriceTick(STEEL, price, "CNY", t, "simulated")
         before = len(s.alerts)
         s.apply_price(tick)
         calls = [a for a in s.alerts[before:] if a["kind"] == "margin_call"]
         chain_cov = c.chain_coverage(s.loan_id, t)
-        out = await c.call("loans", "margin_call", [s.loan_id, chain_cov], c.bank)
+        # the bank's executor carries out the monitor's intent: the margin call on chain
+        done = [o for o in await s.run_intents() if o.intent.action == "loans.margin_call"]
+        out = Outcome(False, "the monitor asked for no margin call")
+        if done:
+            o = done[0]
+            tx = o.txs[0] if o.txs else None
+            text = o.status + (f": {o.reason}" if o.reason else "")
+            out = Outcome(
+                o.status == "done", text, None, tx.height if tx else 0, tx.tx_id if tx else b""
+            )
+        if out.ok:
+            self.cite("margin call", "margin-call-tx.cbor", "tx", out.tx_id)
         blocked = await c.call(
             "receipts", "release", [c.loan(s.loan_id)["receipts"][0], Decimal("1")], c.bank
         )
@@ -286,6 +328,8 @@ class Steps:
         r2 = s.receipts[1]
         pledge = await c.pledge(r2, c.bank)
         out = await c.call("loans", "top_up", [s.loan_id, [r2]], c.bank)
+        if out.ok:
+            self.cite("margin call cured by top-up", "top-up-tx.cbor", "tx", out.tx_id)
         rec = c.receipt(r2)
         held = PledgedReceipt(r2, rec["site"], rec["location"], rec["lot"], rec["weight"], STEEL)
         before = len(s.alerts)
@@ -304,7 +348,7 @@ class Steps:
 
     # -- 7: the night removal ------------------------------------------------------------------
 
-    async def _removal(self, client: httpx.AsyncClient) -> bool:
+    async def _removal(self) -> bool:
         s = self.s
         alert = next(
             (a for a in s.alerts if a["kind"] == "unauthorised_removal" and a["t"] >= s.removal_at),
@@ -320,11 +364,8 @@ class Steps:
             alert=alert,
         )
         for n, ref in enumerate(e for e in alert["evidence"] if e["hash"]):
-            resp = await client.get(f"/v1/proofs/items/{ref['hash']}")
-            if resp.status_code == 200:
-                name = f"night-removal-{n + 1}-{ref['kind']}.cbor"
-                self.bundles[name] = resp.content
-                sc.evidence.append(f"bundles/finance/{name}")
+            name = f"night-removal-{n + 1}-{ref['kind']}.cbor"
+            self.cite(sc.name, name, "item", bytes.fromhex(ref["hash"]))
         return True
 
 

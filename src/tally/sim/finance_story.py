@@ -32,6 +32,7 @@ import httpx
 from tally.cloud.storage.api import Storage
 from tally.device.sim import Site
 from tally.edge.gateway import EdgeGateway
+from tally.finance.actions import Executor
 from tally.finance.book import Book, anchored_in, consortium_anchor
 from tally.finance.contracts.coverage import money
 from tally.finance.monitor import CollateralMonitor
@@ -142,7 +143,13 @@ class FinanceStory:
         self.orders: OrderFeed | None = None
         self.feed: MonitorFeed | None = None
         self.alerts: list[dict[str, Any]] = []
+        self.intents: list[Any] = []
+        """The monitor's intents not carried out yet."""
+        self.actions: list[dict[str, Any]] = []
+        """What the executor did with each intent (the report's ``finance.actions``)."""
+        self.executor: Executor | None = None
         self.steps = Steps(self)
+        self.export_missing: list[str] = []
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -182,7 +189,18 @@ class FinanceStory:
     async def step(self, storage: Storage, client: httpx.AsyncClient, gateway: EdgeGateway) -> None:
         """Advance the story as far as the site's data allows; called from the demo's loop."""
         if self.orders is None:
-            self.orders = OrderFeed(self.site.site_id, gateway.authorise_release)
+
+            def revoke(ref: str) -> None:  # outbound stopped: neither the edge nor the monitor
+                gateway.revoke_release(ref)  # may count the order any more
+                self.monitor.revoke_release(ref)
+
+            self.orders = OrderFeed(self.site.site_id, gateway.authorise_release, revoke)
+            self.executor = Executor(
+                self.chain.bank,
+                self.chain.c,
+                self.chain.c.peers[self.chain.bank].state,
+                edges={self.site.site_id: self.orders},
+            )
         if self.feed is None:
             watched = [self.site.locations[self.location]]
             if self.site.gate is not None:
@@ -190,7 +208,33 @@ class FinanceStory:
             self.feed = MonitorFeed(storage, self.site.site_id, self.monitor, watched)
         self.note(await self.feed.poll(self.clock()))
         self.note(self.monitor.advance(self.clock()))
+        await self.run_intents()
         await self.steps.advance(storage, client)
+        self.orders.poll(self.chain.c.peers[self.chain.bank].state)
+
+    async def run_intents(self) -> list[Any]:
+        """Carry out what the monitor asked for (margin calls, freezes, stops, defaults)."""
+        todo, self.intents = self.intents, []
+        if not todo or self.executor is None:
+            return []
+        done = await self.executor.execute(todo)
+        for o in done:
+            self.actions.append(
+                {
+                    "action": o.intent.action,
+                    "target": o.intent.target,
+                    "status": o.status,
+                    "reason": o.reason,
+                }
+            )
+        heights = [r.height for o in done for r in o.txs]
+        if heights:
+            await self.chain.c.wait_height(max(heights))
+        return done
+
+    async def export(self, client: httpx.AsyncClient) -> None:
+        """Make the proof bundles the scenarios cite (after the anchors are drained)."""
+        self.export_missing = await self.steps.export(client)
 
     async def finish(self) -> None:
         """Reconcile the bank's book against the chain; check that the authorised pick-up
@@ -230,6 +274,8 @@ class FinanceStory:
             "alerts": self.alerts,
             "release_orders_at_edge": [o.id for o in self.orders.handed] if self.orders else [],
             "monitor_errors": self.feed.errors if self.feed else [],
+            "bundles_missing": self.export_missing,
+            "actions": self.actions,
         }
         if self.loan_id in self.monitor.loan_ids():
             loan = self.chain.loan(self.loan_id)
@@ -276,6 +322,7 @@ class FinanceStory:
                     ],
                 }
             )
+        self.intents.extend(result.intents)
 
     def apply_price(self, tick: PriceTick) -> None:
         self.note(self.monitor.apply_price(tick))

@@ -14,6 +14,13 @@ Checks a proof bundle offline. Prints ONE line on standard output and returns th
   missing or unreadable bundle, a missing or malformed genesis or trust file, a trust file
   that contradicts the genesis, ``--require-anchor`` without any genesis.
 
+A transaction bundle (kind ``tally.txbundle``, :mod:`tally.verify.txverify`) is recognised by
+its kind and checked against the genesis alone (a trust file given too must agree with it):
+``VALID transaction 3f2a07c1… market.set_price("steel coil", 3800, "CNY") by bank → {…}:
+ordered and endorsed under final checkpoint 7 (…); validity (MVCC) is the peers' verdict, not
+proven here — genesis …``;
+without a genesis it is exit code 2.
+
 Without ``--genesis`` and ``--trust`` the anchors are looked for beside the bundle and one
 directory up: ``genesis.cbor`` (in either place) is preferred to ``trust.cbor``. If none is
 found the bundle's own anchors are accepted and the output says ``anchors not pinned``.
@@ -29,6 +36,9 @@ from tally.crypto import CryptoError
 from tally.device.trust import Trust, load_trust
 from tally.ledger.genesis import Genesis, load_genesis
 from tally.verify.chain import trust_disagreement
+from tally.verify.txbundle import TX_BUNDLE_KIND, bundle_kind
+from tally.verify.txverify import TxVerdict, verify_tx_bundle
+from tally.verify.verdict import Verdict
 from tally.verify.verifier import verify_bundle
 
 TRUST_FILE_NAME = "trust.cbor"
@@ -102,18 +112,27 @@ def run_verify(
         why = trust_disagreement(trust, genesis)
         if why is not None:
             return _error(f"the trust file contradicts the genesis: {why}")
-    if require_anchor and genesis is None:
+    verdict: Verdict | TxVerdict
+    if bundle_kind(data) == TX_BUNDLE_KIND:
+        if genesis is None:
+            return _error(
+                "a transaction bundle is checked against the consortium's genesis (--genesis"
+                f" FILE, or {GENESIS_FILE_NAME} beside the bundle)"
+            )
+        verdict = verify_tx_bundle(data, genesis)
+    elif require_anchor and genesis is None:
         return _error(
             "--require-anchor needs the consortium's genesis (--genesis FILE, or"
             f" {GENESIS_FILE_NAME} beside the bundle)"
         )
-    verdict = verify_bundle(
-        data,
-        trust,
-        accept_bundled_anchors=trust is None and genesis is None,
-        genesis=genesis,
-        require_anchor=require_anchor,
-    )
+    else:
+        verdict = verify_bundle(
+            data,
+            trust,
+            accept_bundled_anchors=trust is None and genesis is None,
+            genesis=genesis,
+            require_anchor=require_anchor,
+        )
     if as_json:
         out = verdict.to_json()
         out["genesis_file"] = str(genesis_path) if genesis_path is not None else None

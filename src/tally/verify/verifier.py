@@ -4,7 +4,9 @@
 steps run in this order and stop at the first failure (``docs/formats.md`` §Verification
 gives every reason string):
 
-1. ``bundle``          decode the bundle (:func:`tally.verify.bundle.decode_bundle`);
+1. ``bundle``          decode the bundle (:func:`tally.verify.bundle.decode_bundle`); a
+                       transaction bundle is named as such (:mod:`tally.verify.txverify`
+                       checks those);
 2. ``suite``           the suite is known, equals the genesis's (else the trust file's), and
                        every COSE_Sign1 in the bundle (item, header, receipt) uses its
                        algorithm;
@@ -84,6 +86,7 @@ from tally.verify.chain import (
     check_tx_inclusion,
     trust_disagreement,
 )
+from tally.verify.txbundle import READING_BUNDLE_KIND, TX_BUNDLE_KIND, bundle_kind
 from tally.verify.verdict import Item, Step, Verdict
 
 __all__ = ["MAX_CLOCK_SKEW_MS", "Step", "Verdict", "verify_bundle"]
@@ -183,7 +186,15 @@ class _Run:
 
     def run(self, data: bytes) -> None:
         with self.step("bundle", "bundle") as d:
-            b = decode_bundle(data)
+            try:
+                b = decode_bundle(data)
+            except DecodeError:
+                if bundle_kind(data) == TX_BUNDLE_KIND:  # looked at only when decoding failed
+                    raise _Fail(
+                        f"kind {TX_BUNDLE_KIND!r} is a transaction bundle, not a reading's"
+                        f" proof bundle ({READING_BUNDLE_KIND!r})"
+                    ) from None
+                raise
             d.text = f"{len(data)} bytes, {len(b.registrations)} registration(s)"
         suite = self.check_suite(b)
         self.check_anchors(b, suite)

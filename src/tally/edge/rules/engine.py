@@ -137,8 +137,8 @@ class RuleEngine:
 
         It explains weight drops at ``location`` between ``valid_from_ms`` and
         ``valid_to_ms`` (device time, inclusive) for the plausibility rules of that location.
-        Raises ValueError for a non-positive quantity, an empty ``ref``, an inverted validity
-        or a ``ref`` already used for a different release.
+        Raises ValueError for a non-positive quantity, an empty ``ref``, an inverted validity,
+        a ``ref`` already used for a different release or a revoked one.
         """
         if not isinstance(quantity, Decimal) or not quantity.is_finite() or quantity <= 0:
             raise ValueError(f"release {ref!r}: quantity must be a positive Decimal")
@@ -146,8 +146,26 @@ class RuleEngine:
             raise ValueError("a release needs a non-empty ref")
         if valid_to_ms < valid_from_ms:
             raise ValueError(f"release {ref!r}: valid_to_ms is before valid_from_ms")
+        rules = [rule for rule in self._plausibility if rule.location == location]
+        if any(rule.is_revoked(ref) for rule in rules):
+            raise ValueError(f"release {ref!r} was revoked: it cannot be authorised again")
+        for rule in rules:
+            rule.authorise(
+                Release(ref, location, quantity, tuple(lots), valid_from_ms, valid_to_ms)
+            )
+
+    def revoke_release(self, ref: str) -> bool:
+        """Revoke the authorised release ``ref`` (e.g. its receipt was frozen, outbound at the
+        location stopped): it explains no weight drop after the latest time each plausibility
+        rule of its location has seen, and cannot be authorised again.
+
+        Returns True when a rule held the release unrevoked; False for an unknown ref, one
+        already revoked, or a release of a location no rule watches. Raises ValueError for an
+        empty ``ref``.
+        """
+        if not isinstance(ref, str) or not ref:
+            raise ValueError(f"a release to revoke needs a non-empty ref, got {ref!r}")
+        revoked = False
         for rule in self._plausibility:
-            if rule.location == location:
-                rule.authorise(
-                    Release(ref, location, quantity, tuple(lots), valid_from_ms, valid_to_ms)
-                )
+            revoked = rule.revoke(ref) or revoked
+        return revoked

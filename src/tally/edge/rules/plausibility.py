@@ -21,6 +21,14 @@ Explanations, gathered over ``[t0 - window_ms, t0 + window_ms]``:
   covered by releases valid at its time (``valid_from_ms <= t <= valid_to_ms``), up to their
   remaining quantity, which the covered drop uses up.
 
+A release can be revoked (``RuleEngine.revoke_release``, e.g. when the receipt is frozen and
+the warehouse is ordered to stop outbound): its validity then ends at the latest time the
+rule had seen (a reading's device time or a tick) when the revocation came. It still covers
+drops up to then, even if their episode is judged later, but no later drop, and scans taken
+after it no longer belong to the location by naming its lots. Re-authorising a revoked
+release is refused. Same observations, ticks, releases and revocations in the same order
+give the same firings.
+
 Scans of lots of a release that covers the episode are part of that release's quantity and
 are not counted twice. ``unexplained = drop - min(drop, independent scans + releases)``; if
 it is above ``tolerance`` the rule fires ``unexplained_weight_drop`` with the numbers
@@ -58,9 +66,17 @@ class Release:
     valid_from_ms: int
     valid_to_ms: int
     remaining: Decimal = ZERO
+    revoked_after: int | None = None
+    """Once revoked: the last time (ms) the release still covers."""
 
     def share(self) -> Decimal | None:
         return _CTX.divide(self.quantity, len(self.lots)) if self.lots else None
+
+    def valid_at(self, t: int) -> bool:
+        """Whether the release covers a drop or a scan at ``t``."""
+        if self.revoked_after is not None and t > self.revoked_after:
+            return False
+        return self.valid_from_ms <= t <= self.valid_to_ms
 
 
 @dataclass
@@ -168,6 +184,8 @@ class Plausibility(Rule):
         already authorised with other terms.
         """
         old = self._releases.get(release.ref)
+        if old is not None and old.revoked_after is not None:
+            raise ValueError(f"release {release.ref!r} was revoked: it cannot be authorised again")
         if old is not None:
             terms = (old.quantity, old.lots, old.valid_from_ms, old.valid_to_ms)
             if terms == (
@@ -183,6 +201,20 @@ class Plausibility(Rule):
         if len(self._releases) > MAX_RELEASES:
             oldest = min(self._releases.values(), key=lambda r: (r.valid_to_ms, r.ref))
             del self._releases[oldest.ref]
+
+    def is_revoked(self, ref: str) -> bool:
+        rel = self._releases.get(ref)
+        return rel is not None and rel.revoked_after is not None
+
+    def revoke(self, ref: str) -> bool:
+        """Revoke release ``ref`` (see the module docstring): it covers nothing after the
+        latest time this rule has seen. False when the rule holds no such release or it was
+        revoked already."""
+        rel = self._releases.get(ref)
+        if rel is None or rel.revoked_after is not None:
+            return False
+        rel.revoked_after = self._latest if self._latest is not None else rel.valid_from_ms - 1
+        return True
 
     def observe(self, obs: Observation, out: list[Firing]) -> None:
         r = obs.reading
@@ -257,21 +289,20 @@ class Plausibility(Rule):
     # -- judgement ------------------------------------------------------------------------
     def _release_of(self, scan: _Scan) -> Release | None:
         if scan.release is not None and scan.release in self._releases:
-            return self._releases[scan.release]
+            rel = self._releases[scan.release]
+            if rel.revoked_after is None or scan.t <= rel.revoked_after:
+                return rel
         if scan.lot is not None:
             for rel in self._releases.values():
-                if scan.lot in rel.lots:
+                if scan.lot in rel.lots and (
+                    rel.revoked_after is None or scan.t <= rel.revoked_after
+                ):
                     return rel
         return None
 
     def _judge(self, ep: _Episode, out: list[Firing]) -> None:
         lo, hi = ep.t0 - self.window_ms, ep.deadline
-        valid = {
-            rel.ref
-            for rel in self._releases.values()
-            for d in ep.drops
-            if rel.valid_from_ms <= d.t <= rel.valid_to_ms
-        }
+        valid = {rel.ref for rel in self._releases.values() for d in ep.drops if rel.valid_at(d.t)}
         scans: list[_Scan] = []
         rfid_t = indep_t = ZERO
         for s in self._scans:
@@ -304,7 +335,7 @@ class Plausibility(Rule):
             for rel in ordered:
                 if need <= 0:
                     break
-                if rel.remaining > 0 and rel.valid_from_ms <= d.t <= rel.valid_to_ms:
+                if rel.remaining > 0 and rel.valid_at(d.t):
                     take = min(need, rel.remaining)
                     rel.remaining = _CTX.subtract(rel.remaining, take)
                     release_t = _CTX.add(release_t, take)

@@ -249,9 +249,23 @@ def release_all(ctx: Context, loan: dict[str, Any], kind: str, act: str) -> list
     return the receipt numbers released."""
     out: list[str] = []
     for rec in securing(ctx, loan):
+        if held_by_another(ctx, rec):
+            # another's freeze (a regulator's) holds the goods: the pledge ends, the freeze stays
+            frozen = {**rec["frozen"], "was": "live"}
+            ops.set_state(
+                ctx, rec, "frozen", act, ctx.creator, pledgee=None, loan=None, frozen=frozen
+            )
+            continue
         w = rec["weight"]
         out.extend(ops.release_weight(ctx, rec["no"], w, kind=kind, loan=loan["id"], act=act))
     return out
+
+
+def held_by_another(ctx: Context, rec: Mapping[str, Any]) -> bool:
+    """Whether ``rec`` is frozen by someone other than the creator (a regulator): then no
+    repayment, release or disposal of the creator moves its goods."""
+    frozen = rec.get("frozen")
+    return frozen is not None and frozen["by"] != ctx.creator
 
 
 def release_pro_rata(
@@ -260,7 +274,11 @@ def release_pro_rata(
     """Release collateral in proportion to principal repaid, unless the loan's coverage
     after it would be below the warning line."""
     c = collateral(ctx, loan)
-    less = {r["no"]: cov.pro_rata(r["weight"], paid, before) for r in c.receipts}
+    less = {
+        r["no"]: cov.pro_rata(r["weight"], paid, before)
+        for r in c.receipts
+        if not held_by_another(ctx, r)
+    }
     less = {no: w for no, w in less.items() if w > 0}
     if not less:
         return {"released": [], "held": None}
@@ -287,6 +305,7 @@ __all__ = [
     "check_limit",
     "check_release",
     "collateral",
+    "held_by_another",
     "link",
     "loan_coverage",
     "loan_receipt",

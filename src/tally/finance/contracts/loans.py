@@ -52,6 +52,7 @@ from tally.finance.contracts.coverage import (
     below_line,
     check_limit,
     collateral,
+    held_by_another,
     link,
     loan_coverage,
     loan_receipt,
@@ -414,8 +415,12 @@ class Loans(Contract):
                 f"{num(c or Decimal(0))} is not below the disposal line {num(line)}"
             )
         for rec in securing(ctx, loan):
+            if held_by_another(ctx, rec):
+                continue  # a regulator's freeze stays as it is: only a regulator may lift it
+            # a receipt the bank froze already keeps the state it had before that freeze
+            was = rec["frozen"]["was"] if rec["state"] == "frozen" else rec["state"]
             frozen = {"by": ctx.creator, "reason": f"loan {lid} defaulted: {why}",
-                      "t": ctx.time, "was": rec["state"]}  # fmt: skip
+                      "t": ctx.time, "was": was}  # fmt: skip
             ops.set_state(ctx, rec, "frozen", "loans.default", ctx.creator, frozen=frozen)
         loan["state"] = "defaulted"
         _put(ctx, loan)

@@ -32,6 +32,7 @@ from tally.finance.keys import receipt_key, relord_key, rloc_key, rloc_prefix
 from tally.finance.receipt import (
     LIVE_STATES,
     MAX_NO,
+    MAX_PLACES,
     STATES,
     ReceiptFieldError,
     check_no,
@@ -184,6 +185,39 @@ def _order(ctx: Context, rec: dict[str, Any], weight: Decimal, kind: str, loan: 
     return order
 
 
+def check_weight(no: str, weight: Any) -> None:
+    """Refuse a release weight that is not positive or finer than a receipt's weight can be."""
+    if not isinstance(weight, Decimal) or not weight.is_finite() or weight <= 0:
+        raise ContractError(
+            f"releasing from {no}: the weight must be a positive Decimal, got {show(weight)}"
+        )
+    exponent = weight.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_PLACES:
+        raise ContractError(
+            f"releasing from {no}: the weight must have at most {MAX_PLACES} decimal places, "
+            f"got {show(weight)}"
+        )
+
+
+def free_parts(ctx: Context, no: str, what: str) -> tuple[str, str]:
+    """The numbers of the two parts of a partial release of ``no``: ``<no>.<k>`` for the two
+    smallest ``k >= 1`` no receipt has taken (a stranger cannot block a release by taking
+    ``<no>.1``)."""
+    found: list[str] = []
+    k = 0
+    while len(found) < 2:
+        k += 1
+        candidate = f"{no}.{k}"
+        if len(candidate) > MAX_NO:
+            raise ContractError(
+                f"{what}: the part's receipt number {candidate} would be longer than {MAX_NO} "
+                "characters"
+            )
+        if ctx.get(receipt_key(candidate)) is None:
+            found.append(candidate)
+    return found[0], found[1]
+
+
 def release_weight(
     ctx: Context,
     no: str,
@@ -201,10 +235,11 @@ def release_weight(
     rec = get_receipt(ctx, no)
     if rec["state"] not in LIVE_STATES:
         raise ContractError(f"receipt {no} is {rec['state']}: it holds no goods to release")
-    if not isinstance(weight, Decimal) or not weight.is_finite() or weight <= 0:
-        raise ContractError(
-            f"releasing from {no}: the weight must be a positive Decimal, got {show(weight)}"
-        )
+    frozen = rec["frozen"]
+    if frozen is not None and not (kind == "disposal" and frozen["by"] == ctx.creator):
+        # only the bank's own sale after its default moves frozen goods: never a regulator's
+        raise ContractError(f"receipt {no} is frozen by {frozen['by']} ({frozen['reason']})")
+    check_weight(no, weight)
     if weight > rec["weight"]:
         raise ContractError(
             f"releasing {tonnes(weight)} of {no}: it holds only {tonnes(rec['weight'])}"
@@ -218,12 +253,7 @@ def release_weight(
         new = set_state(ctx, rec, state, act, ctx.creator, weight=weight, **freed)
         _order(ctx, new, weight, kind, loan)
         return [no]
-    for suffix in (".1", ".2"):
-        if len(no) + len(suffix) > MAX_NO:
-            raise ContractError(
-                f"releasing {tonnes(weight)} of {no}: the part's receipt number {no}{suffix} "
-                f"would be longer than {MAX_NO} characters"
-            )
+    part_nos = free_parts(ctx, no, f"releasing {tonnes(weight)} of {no}")
     with localcontext() as dc:
         dc.prec = 60
         q1 = (rec["quantity"] * weight / rec["weight"]).quantize(QUANTUM, ROUND_HALF_EVEN)
@@ -232,7 +262,7 @@ def release_weight(
     released, kept = split_receipt(
         ctx,
         rec,
-        [(f"{no}.1", q1, weight, {**freed, "state": state}), (f"{no}.2", q2, w2, {})],
+        [(part_nos[0], q1, weight, {**freed, "state": state}), (part_nos[1], q2, w2, {})],
         act,
         ctx.creator,
     )
