@@ -442,9 +442,8 @@ async def test_builders_refuse_what_they_cannot_prove(fin: Fin) -> None:
 
 
 def _txbundle_section() -> str:
-    """The "Transaction bundles" section of docs/formats.md once it is there, else of
-    docs/formats-txbundle.md."""
-    for name in ("formats.md", "formats-txbundle.md"):
+    """The "Transaction bundles" section of docs/formats.md."""
+    for name in ("formats.md",):
         text = (ROOT / "docs" / name).read_text()
         m = re.search(r"^(#+) [^\n]*Transaction bundles[^\n]*$", text, re.MULTILINE)
         if m is None:

@@ -18,7 +18,7 @@ before, so the block height is proven too: the transaction lies between the two 
 The kind ``tally.txbundle`` keeps a transaction bundle from ever being read as a reading's
 proof bundle (kind ``tally.bundle``) and the other way round. :mod:`tally.verify.txverify`
 checks one against the consortium genesis; :func:`make_tx_bundle` is what a ledger client uses
-to put one together (``docs/formats-txbundle.md``).
+to put one together (``docs/formats.md`` §33).
 """
 
 from __future__ import annotations

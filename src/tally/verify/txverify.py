@@ -2,7 +2,7 @@
 but the bundle (:mod:`tally.verify.txbundle`) and the consortium genesis.
 
 :func:`verify_tx_bundle` never raises for a bad bundle; it returns a :class:`TxVerdict` whose
-steps run in this order and stop at the first failure (``docs/formats-txbundle.md`` gives
+steps run in this order and stop at the first failure (``docs/formats.md`` §33 gives
 every reason):
 
 1. ``bundle``          decode the bundle (:func:`tally.verify.txbundle.decode_tx_bundle`);
