@@ -188,9 +188,7 @@ def _problem(status: int, code: str, detail: str) -> JSONResponse:
 class PeerService:
     """One peer, its orderer connection and its HTTP app. :meth:`start`, then :meth:`stop`."""
 
-    def __init__(
-        self, cfg: PeerConfig, passphrase: str, contracts: Registry | None = None
-    ) -> None:
+    def __init__(self, cfg: PeerConfig, passphrase: str, contracts: Registry | None = None) -> None:
         """``contracts``: what the peer executes (default: the system contracts only; the
         ``tally peer`` command adds the finance contracts)."""
         self.cfg = cfg

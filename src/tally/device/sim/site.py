@@ -222,9 +222,7 @@ class Site:
             q = Decimal(self.rng.uniform(3.0, 12.0)).quantize(T)
             self.receive(loc, q, self.rng.choice(("grain", "steel coil", "cotton")), at)
         for at in self._releases.events_until(t_ms):
-            full = [
-                x for x in self.locations if len(self.lots_in(x)) >= 2 and x not in self.held
-            ]
+            full = [x for x in self.locations if len(self.lots_in(x)) >= 2 and x not in self.held]
             if full:
                 lots = sorted(self.lots_in(self.rng.choice(sorted(full))), key=lambda x: x.lot_id)
                 n = 2 if len(lots) >= 3 else 1
