@@ -3,7 +3,7 @@ the consortium ledger, injects every scripted incident, proves that nothing prod
 lost and that every stored batch is anchored under a final checkpoint.
 
 Runs the real command in a subprocess (embedded MQTT broker, HTTP, CoAP, Modbus, SQLite,
-five in-process peers and a solo orderer), then checks the report and every proof bundle it
+six in-process peers and a solo orderer), then checks the report and every proof bundle it
 wrote with the offline verifier, against the consortium's genesis.
 """
 
@@ -109,11 +109,12 @@ def test_demo_report_accounts_for_every_envelope(demo_report: Path) -> None:
     assert report["consortium"]["members"] == [
         "bank",
         "bank-b",
+        "core",
         "logistics",
         "regulator",
         "warehouse",
     ]
-    assert report["consortium"]["checkpoint_quorum"] == 3
+    assert report["consortium"]["checkpoint_quorum"] == 4
 
 
 STORY = (
@@ -180,9 +181,9 @@ def test_demo_bundles_verify_and_any_changed_byte_is_rejected(demo_report: Path)
         code, out = tally_verify(path, option, anchors)
         assert code == 0 and out.startswith("VALID"), out
         if option == "--genesis":
-            assert "anchored in tx" in out and "quorum 3 of 5" in out, out
+            assert "anchored in tx" in out and "quorum 4 of 6" in out, out
         data = path.read_bytes()
-        # the chain part proves the header up to a checkpoint three of five members signed
+        # the chain part proves the header up to a checkpoint four of six members signed
         verdict = verify_bundle(data, None, genesis=genesis, require_anchor=True)
         assert verdict.ok, verdict.reason
         for pos in (0, len(data) // 3, len(data) // 2, len(data) - 1):

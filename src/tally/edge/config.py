@@ -14,6 +14,8 @@ Example (TOML)::
     trust_file = "trust.cbor"
     registrations_dir = "registrations"     # *.cose registrations and revocations
     window_ms = 1000
+    orders_url = "http://peer-wh.internal:9101"   # the warehouse's own peer: release orders
+    orders_interval_ms = 5000
     [edge.mqtt]
     host = "127.0.0.1"
     port = 1883
@@ -34,7 +36,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tally import config as tally_config
 
@@ -128,17 +137,21 @@ class EdgeConfig(_Model):
     uplink_backoff_ms: int = Field(500, ge=1)
     uplink_backoff_cap_ms: int = Field(30_000, ge=1)
     refused_retry_ms: int = Field(300_000, ge=1)
+    orders_url: str | None = None
+    """The base URL of the warehouse's own ledger peer; release orders of the site are read
+    from it (``tally.edge.orders``). Unset: nothing polls."""
+    orders_interval_ms: int = Field(5000, ge=100, le=3_600_000)
     mqtt: MqttConfig = Field(default_factory=lambda: MqttConfig(port=0))
     http: ListenConfig = Field(default_factory=ListenConfig)
     coap: ListenConfig = Field(default_factory=ListenConfig)
     modbus: tuple[ModbusDevice, ...] = ()
     rules: list[dict[str, Any]] = Field(default_factory=list)
 
-    @field_validator("cloud_url")
+    @field_validator("cloud_url", "orders_url")
     @classmethod
-    def _http_url(cls, v: str | None) -> str | None:
+    def _http_url(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("cloud_url must start with http:// or https://")
+            raise ValueError(f"{info.field_name} must start with http:// or https://")
         return v.rstrip("/") if v else v
 
     @model_validator(mode="after")

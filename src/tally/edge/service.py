@@ -1,8 +1,10 @@
 """One running edge: the gateway plus the adapters its configuration turns on.
 
 ``[edge.mqtt]`` with a port subscribes to a broker, ``[edge.http]`` and ``[edge.coap]`` with
-a port listen for devices, and every ``[[edge.modbus]]`` meter is polled. ``tally edge``
-runs this until it is stopped; the demo runs it in-process.
+a port listen for devices, and every ``[[edge.modbus]]`` meter is polled. With ``orders_url``
+set, the release orders of the site are read from the warehouse's peer and handed to the
+gateway (:class:`tally.edge.orders.OrderPoller`; its stats are ``adapter_stats()["orders"]``).
+``tally edge`` runs this until it is stopped; the demo runs it in-process.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tally.edge.adapters import (
 )
 from tally.edge.config import EdgeConfig
 from tally.edge.gateway import EdgeGateway
+from tally.edge.orders import OrderPoller
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,16 @@ class EdgeService:
         self.http: HttpEndpoint | None = None
         self.coap: CoapEndpoint | None = None
         self.pollers: list[ModbusPoller] = []
+        self.orders: OrderPoller | None = None
+        if cfg.orders_url:
+            self.orders = OrderPoller(
+                cfg.site,
+                cfg.orders_url,
+                gateway.authorise_release,
+                gateway.revoke_release,
+                interval_ms=cfg.orders_interval_ms,
+                clock=gateway.clock,
+            )
         on_env = gateway.on_envelope
         if cfg.mqtt.port:
             self.mqtt = MqttSubscriber(
@@ -105,9 +118,13 @@ class EdgeService:
             await self.mqtt.wait_ready(mqtt_ready_timeout)
         for p in self.pollers:
             await p.start()
+        if self.orders is not None:
+            await self.orders.start()
 
     async def stop(self) -> None:
         """Stop adapters first (nothing new comes in), then the gateway (seals what is pending)."""
+        if self.orders is not None:
+            await self.orders.stop()
         for p in self.pollers:
             await p.stop()
         for a in (self.mqtt, self.coap, self.http):
@@ -124,4 +141,6 @@ class EdgeService:
         for p in self.pollers:
             for dev, st in p.stats.items():
                 out[f"modbus:{dev}"] = st
+        if self.orders is not None:
+            out["orders"] = self.orders.stats()
         return out

@@ -13,8 +13,9 @@ from ``TALLY_KEY_PASSPHRASE`` only)::
     nats = ["nats://127.0.0.1:4222", ...]  # the JetStream cluster (ordering "jetstream")
 
 A solo orderer lives inside one process, so a genesis with ordering ``solo`` is refused.
-The contracts are the system contracts only. Every instance runs a block cutter; JetStream's
-expected-sequence check keeps one block per height.
+The contracts are the registry the caller gives (``tally peer`` gives the system and the
+finance contracts; the default is the system contracts only). Every instance runs a block
+cutter; JetStream's expected-sequence check keeps one block per height.
 
 HTTP (errors are RFC 9457 ``application/problem+json`` with ``type`` ``urn:tally:ledger:<code>``,
 ``title``, ``status``, ``detail``)::
@@ -34,6 +35,21 @@ HTTP (errors are RFC 9457 ``application/problem+json`` with ``type`` ``urn:tally
                             inclusion path in the log of its first ``N`` transactions (default:
                             the whole log) with that log's root; 404 when ``index`` or ``N``
                             is beyond this peer's log
+    GET  /v1/state?prefix=P&after=K&limit=N
+                            application/cbor (deterministic) {"height": h, "items": [[key,
+                            value], ...], "more": bool}: the keys starting with ``P`` (required,
+                            non-empty) greater than ``K`` (optional), in key order, at most
+                            ``N`` (1 to 1000, default 500) and at most MAX_PAGE_BYTES of body
+                            (never fewer than one item); ``more`` says whether keys follow, so
+                            the next page is ``after`` = the last key; ``h`` is the height the
+                            page was read at
+
+``/v1/state`` is read-only and serves the member's own systems — the warehouse's edge reads
+the release orders of its site (``relord/<site>/``) and their receipts from its own peer. It
+shows world state as it is, without proofs (a value is covered by the state commitment of the
+checkpoints, not proven by this answer). Who may reach the peer's endpoints, and over what
+transport, is the platform's mutual-TLS work: until then, serve them on a network only the
+member's systems reach.
 
 ``index.sqlite`` in ``data_dir`` keeps, per committed block, the signed checkpoint and each
 transaction's outcome. It is written right after the block is committed; after a crash
@@ -44,8 +60,10 @@ is signed again on open).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
+import re
 import signal
 import socket
 import sqlite3
@@ -61,6 +79,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tally import config
+from tally.crypto import cbor
 from tally.crypto.keystore import load_key
 from tally.ledger.contract import Registry
 from tally.ledger.contracts import system_contracts
@@ -69,7 +88,7 @@ from tally.ledger.genesis import read_genesis
 from tally.ledger.jetstream import JetStreamOrderer, OrdererUnavailable
 from tally.ledger.orderer import OrdererError
 from tally.ledger.peer import BlockResult, Peer
-from tally.ledger.state import StateStore
+from tally.ledger.state import InvalidKey, StateError, StateStore, check_key
 from tally.ledger.state_sqlite import SqliteState
 
 __all__ = ["PeerConfig", "PeerService", "PeerServiceError", "load_peer_config", "run"]
@@ -77,8 +96,17 @@ __all__ = ["PeerConfig", "PeerService", "PeerServiceError", "load_peer_config", 
 log = logging.getLogger(__name__)
 
 COSE = "application/cose"
+CBOR = "application/cbor"
 PROBLEM_JSON = "application/problem+json"
 MAX_BODY = 8 << 20
+STATE_PARAMS = ("prefix", "after", "limit")
+STATE_LIMIT = 500
+"""Items in a ``/v1/state`` page unless ``limit`` says otherwise."""
+STATE_MAX_LIMIT = 1000
+MAX_PAGE_BYTES = 8 << 20
+"""The most body a ``/v1/state`` page has (it always holds at least one item, if any
+follows; a value is at most 1 MiB, a key 1 KiB)."""
+_LIMIT = re.compile(r"[0-9]{1,7}")
 
 
 class PeerServiceError(LedgerError):
@@ -224,6 +252,7 @@ class PeerService:
             Route("/v1/tx/{tx_id}", self._tx, methods=["GET"]),
             Route("/v1/checkpoints/{height:int}", self._checkpoint, methods=["GET"]),
             Route("/v1/log/{index:int}", self._log, methods=["GET"]),
+            Route("/v1/state", self._state, methods=["GET"]),
         ])  # fmt: skip
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -360,6 +389,65 @@ class PeerService:
             "root": txlog.root_at(size).hex(),
             "path": [h.hex() for h in txlog.inclusion_proof(index, size)],
         })  # fmt: skip
+
+    async def _state(self, request: Request) -> Response:
+        q = request.query_params
+        unknown = sorted(set(q) - set(STATE_PARAMS))
+        if unknown:
+            return _problem(400, "malformed", f"unknown parameter {unknown[0]!r} (the "
+                            f"parameters are {', '.join(STATE_PARAMS)})")  # fmt: skip
+        for name in STATE_PARAMS:
+            if len(q.getlist(name)) > 1:
+                return _problem(400, "malformed", f"parameter {name!r} is given "
+                                f"{len(q.getlist(name))} times; give it at most once")  # fmt: skip
+        prefix, after, raw = q.get("prefix"), q.get("after"), q.get("limit")
+        if not prefix:
+            return _problem(400, "malformed", "parameter 'prefix' is required and must not be "
+                            "empty (the whole state is not served)")  # fmt: skip
+        for name, value in (("prefix", prefix), ("after", after)):
+            if value is None:
+                continue
+            try:
+                check_key(value)
+            except InvalidKey as exc:
+                how = "leave it out to start at the prefix" if value == "" else exc.reason
+                return _problem(400, "malformed", f"parameter {name!r} is not a state key: "
+                                f"{how}")  # fmt: skip
+        limit = STATE_LIMIT
+        if raw is not None:
+            if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= STATE_MAX_LIMIT:
+                return _problem(400, "malformed", f"parameter 'limit' must be an integer from 1 "
+                                f"to {STATE_MAX_LIMIT}, got {raw!r}")  # fmt: skip
+            limit = int(raw)
+        try:  # no await from here on: a block is committed between requests, never within one
+            height = self.peer.height
+            rows = self.peer.state.range(prefix)
+        except StateError as exc:
+            return _problem(500, "state_error", str(exc))
+        return Response(_state_page(height, rows, after, limit), media_type=CBOR)
+
+
+def _state_page(height: int, rows: list[tuple[str, Any, Any]], after: str | None,
+                limit: int) -> bytes:  # fmt: skip
+    """The deterministic CBOR of one ``/v1/state`` page of ``rows`` (sorted by key)."""
+    start = 0 if after is None else bisect.bisect_right(rows, after, key=lambda r: r[0])
+    tail = cbor.encode("height") + cbor.encode(height)
+    head_room = MAX_PAGE_BYTES - len(tail) - 32  # the map, "more", "items" and the array heads
+    parts: list[bytes] = []
+    size = 0
+    for key, value, _version in rows[start : start + limit]:
+        part = cbor.encode([key, value])
+        if parts and size + len(part) > head_room:
+            break
+        parts.append(part)
+        size += len(part)
+    more = start + len(parts) < len(rows)
+    # the keys of a deterministic map are in the order of their encodings: "more" (4 letters)
+    # before "items" (5) before "height" (6)
+    return b"".join([
+        cbor.head(5, 3), cbor.encode("more"), cbor.encode(more),
+        cbor.encode("items"), cbor.head(4, len(parts)), *parts, tail,
+    ])  # fmt: skip
 
 
 async def run(cfg: PeerConfig, passphrase: str, contracts: Registry | None = None) -> None:

@@ -3,8 +3,8 @@ start, waiting for the cloud's anchors at the end, and what the report says abou
 
 The members are the demo's organisations with the same root keys as the trust file, so the
 genesis members' keys are exactly the trust anchors a verifier pins. Registrations and
-anchors need the endorsement of any two members; a checkpoint is final with three of five
-signatures; membership changes need three.
+anchors need the endorsement of any two members; a checkpoint is final with four of six
+signatures; membership changes need four.
 """
 
 from __future__ import annotations
@@ -27,19 +27,20 @@ from tally.ledger.contracts import system_contracts
 from tally.ledger.genesis import Ordering
 from tally.sim.accounting import percentile, reading_to_checkpoint_s
 
-CHECKPOINT_QUORUM = 3
+CHECKPOINT_QUORUM = 4
+"""A strict majority of the demo's six members."""
 ORDERING = Ordering("solo", 100, 20)
 """Blocks of up to 100 transactions, cut 20 ms after the first pending one."""
 
 
 def demo_policies(orgs: Sequence[str]) -> dict[str, str]:
-    """Registrations and anchors need any two members; membership changes three (the
+    """Registrations and anchors need any two members; membership changes four (the
     finance contracts' policies are :func:`tally.finance.policies.default_policies`)."""
     every = ", ".join(f"org:{o}" for o in orgs)
     return {
         "anchoring.*": f"2-OF({every})",
         "registry.*": f"2-OF({every})",
-        "membership.*": f"3-OF({every})",
+        "membership.*": f"4-OF({every})",
     }
 
 

@@ -5,8 +5,8 @@ silo, trucks, a leased forklift, a hotel's till feed, an electricity meter) whos
 sign every reading; MQTT through the embedded broker, HTTP and CoAP into the edge gateway;
 a Modbus meter that cannot sign, polled by the edge; the edge's rules, batches and uplink;
 the cloud on SQLite with its signed receipts and proof export; and the consortium ledger of
-two banks, the warehouse, the logistics firm and the regulator (a peer each, a solo orderer,
-checkpoints final with three of five signatures), on which the chain registers every device,
+two banks, a core enterprise, the warehouse, the logistics firm and the regulator (a peer
+each, a solo orderer, checkpoints final with four of six signatures), on which the chain registers every device,
 edge and cloud key and the cloud anchors every stored batch as the bank. On top of it runs
 the warehouse-receipt financing story (:mod:`tally.sim.finance_story`).
 
@@ -73,18 +73,21 @@ WARMUP_S = 0.5
 
 ORG_BANK = "bank"
 ORG_BANK_B = "bank-b"
+ORG_CORE = "core"
 ORG_WAREHOUSE = "warehouse"
 ORG_LOGISTICS = "logistics"
 ORG_REGULATOR = "regulator"
 ORG_ROLES = {
     ORG_BANK: "bank",
     ORG_BANK_B: "bank",
+    ORG_CORE: "core_enterprise",
     ORG_WAREHOUSE: "warehouse",
     ORG_LOGISTICS: "logistics",
     ORG_REGULATOR: "regulator",
 }
-"""The consortium's members and their roles; the cloud is the first bank's, and the second
-bank is the one that tries to take a receipt already pledged."""
+"""The consortium's members and their roles; the cloud is the first bank's, the second bank
+is the one that tries to take a receipt already pledged, and the core enterprise issues the
+receivable notes its suppliers pass down their tiers."""
 ORGS = tuple(ORG_ROLES)
 ANCHOR_DRAIN_S = 30.0
 """How long the end of the run waits for every stored batch to be anchored."""
