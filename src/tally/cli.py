@@ -181,6 +181,38 @@ def bench_collateral(
     raise typer.Exit(run_collateral_bench(sizes, steps, removals, json_out))
 
 
+@bench_app.command("fourflow")
+def bench_fourflow(
+    json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+    size: Annotated[
+        list[int] | None,
+        typer.Option(help="Document counts [default: 10000, 100000, 1000000]."),
+    ] = None,
+) -> None:
+    """Four-flow reconciliation: cost per trade from 10^4 to 10^6 documents, trades per second."""
+    from tally.bench.fourflow import run_fourflow_bench
+
+    sizes = tuple(size) if size else (10_000, 100_000, 1_000_000)
+    raise typer.Exit(run_fourflow_bench(sizes, json_out))
+
+
+@bench_app.command("notes")
+def bench_notes(
+    json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+    size: Annotated[
+        list[int] | None, typer.Option(help="Note counts [default: 1000, 10000, 100000].")
+    ] = None,
+    executed_max: Annotated[
+        int, typer.Option(help="Largest size executed in full through the contracts.", min=1)
+    ] = 10000,
+) -> None:
+    """Receivable notes: 10-tier split/transfer chains; ops/s and provenance time vs note count."""
+    from tally.bench.notes import run_notes_bench
+
+    sizes = tuple(size) if size else (1000, 10000, 100000)
+    raise typer.Exit(run_notes_bench(sizes, json_out, executed_max))
+
+
 @bench_app.command("ledger")
 def bench_ledger(
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,

@@ -878,11 +878,22 @@ def test_the_finance_policies_and_contracts() -> None:
         "market.*": "role:bank",
         "receipts.*": "AND(role:warehouse, role:bank)",
         "loans.*": "AND(role:bank, OR(role:warehouse, role:regulator))",
+        "trades.*": "AND(role:bank, OR(role:warehouse, role:regulator, role:core_enterprise))",
+        "credit.*": "role:bank",
+        "notes.*": "AND(role:bank, OR(role:core_enterprise, role:warehouse, role:regulator))",
     }
     orgs = {o: Member(o, tuple(r), b"") for o, r in members.items()}
     assert satisfied(p["loans.*"], {"bank", "wh"}, orgs)
     assert not satisfied(p["loans.*"], {"bank"}, orgs)
-    assert [c.name for c in finance_contracts()] == ["parties", "market", "receipts", "loans"]
+    assert [c.name for c in finance_contracts()] == [
+        "parties",
+        "market",
+        "receipts",
+        "loans",
+        "trades",
+        "credit",
+        "notes",
+    ]
     with pytest.raises(ValueError, match=r"need a warehouse among the members \(roles held: bank"):
         default_policies({"bank": ["bank"], "reg": ["regulator"]})
     with pytest.raises(ValueError, match="need a bank among the members"):

@@ -128,12 +128,23 @@ STORY = (
     "night removal alert",
     "books reconcile",
 )
+RECEIVABLES = (
+    "trade reconciled on four flows",
+    "note issued, accepted and confirmed",
+    "note split and passed to tier 2",
+    "tier-2 discount at the bank",
+    "maturity settles every holder",
+    "re-used invoice refused",
+    "inflated invoice refused",
+    "circular trade refused",
+    "18-month term refused",
+)
 
 
 def test_demo_financing_story_has_every_outcome_expected(demo_report: Path) -> None:
     report = json.loads((demo_report / "report.json").read_text())
     scenarios = report["scenarios"]
-    assert [s["name"] for s in scenarios] == list(STORY)
+    assert [s["name"] for s in scenarios] == list(STORY + RECEIVABLES)
     for s in scenarios:
         assert set(s) >= {"name", "expected", "outcome", "ok"}
         assert s["ok"] is True, s
@@ -141,6 +152,15 @@ def test_demo_financing_story_has_every_outcome_expected(demo_report: Path) -> N
     assert "would bring live receipts to" in by_name["over-issue refused"]["outcome"]
     assert "is pledged to bank" in by_name["double pledge refused"]["outcome"]
     assert "releases are blocked" in by_name["margin call"]["outcome"]
+    assert "already backs note:N-1" in by_name["re-used invoice refused"]["outcome"]
+    assert "quantity" in by_name["inflated invoice refused"]["outcome"]
+    assert "Circular trade" in by_name["circular trade refused"]["outcome"]
+    assert "exceeds the maximum of 183 days" in by_name["18-month term refused"]["outcome"]
+    receivables = report["receivables"]
+    assert receivables["simulated"] is True
+    assert receivables["trades"]["TR-1"]["status"] == "reconciled"
+    assert receivables["notes"]["N-1.1"]["settlement"]["to"] == "bank"  # it financed N-1.1
+    assert receivables["bundles_missing"] == []
     finance = report["finance"]
     assert finance["simulated"] is True
     assert finance["loan"]["state"] == "active"

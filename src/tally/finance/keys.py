@@ -12,6 +12,13 @@ and any reader of the state agree byte for byte::
     price/<commodity>                 the current price of a commodity
     params/<bank>/<commodity>         a bank's lending parameters for a commodity
     loan/<id>                         a loan
+    doc/<hex>                         an anchored four-flow document (hex of its salted hash)
+    use/<hex>                         the double-financing registry (hex of an identity hash)
+    trade/<id>                        a trade and its reconciliation result
+    note/<id>                         a receivable certificate (a spend-once note)
+    noteroot/<root>                   conservation bookkeeping of a note's family
+    credit/<bank>/<core>              a bank's credit line for a core enterprise
+    limit/<bank>/<party>              a bank's financing limit for a party
 
 Identifiers placed in keys (party ids, receipt numbers, sites, locations) never contain "/",
 so that a prefix range over ``rloc/<site>/<location>/`` holds exactly that location's receipts.
@@ -28,6 +35,13 @@ RELORD = "relord/"
 PRICE = "price/"
 PARAMS = "params/"
 LOAN = "loan/"
+DOC = "doc/"
+USE = "use/"
+TRADE = "trade/"
+NOTE = "note/"
+NOTEROOT = "noteroot/"
+CREDIT = "credit/"
+LIMIT = "limit/"
 
 
 def party_key(party: str) -> str:
@@ -83,3 +97,38 @@ def params_key(bank: str, commodity: str) -> str:
 def loan_key(loan: str) -> str:
     """``loan/<id>``: a loan."""
     return LOAN + loan
+
+
+def doc_key(salted_hash: bytes) -> str:
+    """``doc/<hex>``: an anchored document, by the lowercase hex of its salted hash."""
+    return DOC + salted_hash.hex()
+
+
+def use_key(identity_hash: bytes) -> str:
+    """``use/<hex>``: what an invoice or waybill backs, by the hex of its identity hash."""
+    return USE + identity_hash.hex()
+
+
+def trade_key(trade: str) -> str:
+    """``trade/<id>``: a trade and its attested reconciliation result."""
+    return TRADE + trade
+
+
+def note_key(note: str) -> str:
+    """``note/<id>``: a receivable certificate."""
+    return NOTE + note
+
+
+def noteroot_key(root: str) -> str:
+    """``noteroot/<root>``: issued, settled and live amounts of a note's family."""
+    return NOTEROOT + root
+
+
+def credit_key(bank: str, core: str) -> str:
+    """``credit/<bank>/<core>``: a bank's credit line for a core enterprise."""
+    return f"{CREDIT}{bank}/{core}"
+
+
+def limit_key(bank: str, party: str) -> str:
+    """``limit/<bank>/<party>``: a bank's financing limit for a party."""
+    return f"{LIMIT}{bank}/{party}"

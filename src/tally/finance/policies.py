@@ -14,7 +14,13 @@ Policies (text form of :mod:`tally.ledger.policy`):
 * ``receipts.*``: ``AND(role:warehouse, role:bank)`` — goods are the warehouse's word,
   pledges the bank's;
 * ``loans.*``: ``AND(role:bank, OR(role:warehouse, role:regulator))`` — a second,
-  independent party witnesses every loan transition.
+  independent party witnesses every loan transition;
+* ``trades.*``: ``AND(role:bank, OR(role:warehouse, role:regulator, role:core_enterprise))``
+  — anchored documents and reconciled trades are a bank's word, witnessed by another party;
+* ``credit.*``: ``role:bank`` — credit lines and limits are the banks' own;
+* ``notes.*``: ``AND(role:bank, OR(role:core_enterprise, role:warehouse, role:regulator))``
+  — a bank and a second party (the core enterprise's own peer where it runs one) execute
+  every note transition.
 
 The endorsement policy says which peers must execute a proposal; who may act (the creator)
 and which parties must consent are checked by the contracts themselves. Both must hold.
@@ -27,7 +33,7 @@ from typing import Any
 
 from tally.ledger.contract import Contract
 
-FINANCE_CONTRACTS = ("parties", "market", "receipts", "loans")
+FINANCE_CONTRACTS = ("parties", "market", "receipts", "loans", "trades", "credit", "notes")
 
 
 def _role(name: str) -> list[Any]:
@@ -57,17 +63,31 @@ def default_policies(members: Mapping[str, Sequence[str]]) -> dict[str, Any]:
         "market.*": _role("bank"),
         "receipts.*": ["and", _role("warehouse"), _role("bank")],
         "loans.*": ["and", _role("bank"), ["or", _role("warehouse"), _role("regulator")]],
+        "trades.*": [
+            "and",
+            _role("bank"),
+            ["or", _role("warehouse"), _role("regulator"), _role("core_enterprise")],
+        ],
+        "credit.*": _role("bank"),
+        "notes.*": [
+            "and",
+            _role("bank"),
+            ["or", _role("core_enterprise"), _role("warehouse"), _role("regulator")],
+        ],
     }
 
 
 def finance_contracts() -> list[Contract]:
     """A fresh instance of each finance contract, in the order of :data:`FINANCE_CONTRACTS`."""
+    from tally.finance.contracts.credit import Credit
     from tally.finance.contracts.loans import Loans
     from tally.finance.contracts.market import Market
+    from tally.finance.contracts.notes import Notes
     from tally.finance.contracts.parties import Parties
     from tally.finance.contracts.receipts import Receipts
+    from tally.finance.contracts.trades import Trades
 
-    return [Parties(), Market(), Receipts(), Loans()]
+    return [Parties(), Market(), Receipts(), Loans(), Trades(), Credit(), Notes()]
 
 
 __all__ = ["FINANCE_CONTRACTS", "default_policies", "finance_contracts"]

@@ -6,9 +6,10 @@ sign every reading; MQTT through the embedded broker, HTTP and CoAP into the edg
 a Modbus meter that cannot sign, polled by the edge; the edge's rules, batches and uplink;
 the cloud on SQLite with its signed receipts and proof export; and the consortium ledger of
 two banks, a core enterprise, the warehouse, the logistics firm and the regulator (a peer
-each, a solo orderer, checkpoints final with four of six signatures), on which the chain registers every device,
-edge and cloud key and the cloud anchors every stored batch as the bank. On top of it runs
-the warehouse-receipt financing story (:mod:`tally.sim.finance_story`).
+each, a solo orderer, checkpoints final with four of six signatures), on which the chain
+registers every device, edge and cloud key and the cloud anchors every stored batch as the
+bank. On top of it run the warehouse-receipt financing story
+(:mod:`tally.sim.finance_story`) and the receivables story (:mod:`tally.sim.receivables_story`).
 
 Time is simulated and compressed (``TIME_SCALE`` simulated seconds per wall second) so that
 a one-minute run covers an hour of the night, with the scripted incidents: goods removed at
@@ -47,7 +48,7 @@ from tally.device.publish.coap import CoapPublisher
 from tally.device.publish.http import HttpPublisher
 from tally.device.publish.mqtt import MqttPublisher
 from tally.device.sim import Site, build_demo_site, demo_incidents
-from tally.device.sim.incidents import GOODS_REMOVED_AT_NIGHT
+from tally.device.sim.incidents import DEVICE_UNPLUGGED, GOODS_REMOVED_AT_NIGHT
 from tally.edge.config import load_edge_config
 from tally.edge.gateway import EdgeGateway
 from tally.edge.service import EdgeService
@@ -56,9 +57,11 @@ from tally.sim.accounting import Accounting, account
 from tally.sim.bundles import export_bundles
 from tally.sim.chain import chain_report, create_consortium, drain_anchors, register_on_chain
 from tally.sim.display import Display
+from tally.sim.finance_chain import FinanceChain
 from tally.sim.finance_story import FinanceStory
 from tally.sim.fleet import COAP, HTTP, MQTT, Fleet, Outgoing
 from tally.sim.provision import DeviceSpec, Provisioned, provision
+from tally.sim.receivables_story import ReceivablesStory
 from tally.sim.rules import demo_rules
 
 TIME_SCALE = 60
@@ -181,6 +184,7 @@ class Demo:
         self.link: ConsortiumLink | None = None
         self.cloud: CloudService | None = None
         self.story: FinanceStory | None = None
+        self.receivables: ReceivablesStory | None = None
 
     # setup -------------------------------------------------------------------------------
 
@@ -265,6 +269,30 @@ class Demo:
             warehouse=ORG_WAREHOUSE,
             seed=self.opts.seed,
             removal_at=theft.at_ms,
+        )
+
+    def _receivables(self, consortium: Consortium, chain: FinanceChain) -> ReceivablesStory:
+        """The receivables story, at a storage bay of its own (not the one goods go missing
+        from, not one whose load cell gets unplugged, not the yard)."""
+        busy = {i.param("location") for i in self.incidents if i.kind == GOODS_REMOVED_AT_NIGHT}
+        dark = {i.device_id for i in self.incidents if i.kind == DEVICE_UNPLUGGED}
+        site = self.site
+        bays = sorted(
+            loc
+            for loc, dev in site.locations.items()
+            if loc not in busy and dev not in dark and site.devices[dev].profile == "load_cell"
+        )
+        return ReceivablesStory(
+            consortium,
+            site,
+            bays[0],
+            self.clock,
+            self.data_dir / "bank",
+            bank=ORG_BANK,
+            core=ORG_CORE,
+            warehouse=ORG_WAREHOUSE,
+            logistics=ORG_LOGISTICS,
+            chain=chain,
         )
 
     # the run -----------------------------------------------------------------------------
@@ -353,6 +381,8 @@ class Demo:
         cloud_port = await cloud.start()
         self.story = story = self._story(consortium)
         await story.start()
+        self.receivables = receivables = self._receivables(consortium, story.chain)
+        await receivables.start()
         display = Display(self, fleet, headless=opts.headless)
         try:
             async with (
@@ -382,6 +412,7 @@ class Demo:
                         self._authorise_releases(edge.gateway)
                         await self._send(outs, pubs)
                         await story.step(cloud.storage, api, edge.gateway)
+                        await receivables.step(cloud.storage, api)
                         display.update(edge)
                         await asyncio.sleep(0.25)
                     for poller in edge.pollers:  # the meter is a device too: it stops
@@ -391,8 +422,11 @@ class Demo:
                     display.note("waiting for every stored batch to be anchored on the ledger")
                     chain.anchors_drained = await drain_anchors(cloud, ANCHOR_DRAIN_S)
                     await story.step(cloud.storage, api, edge.gateway)
+                    await receivables.step(cloud.storage, api)
                     await story.export(api)
+                    receivables_missing = await receivables.export(api)
                     await story.finish()
+                    receivables.close()
                     edge_stats = edge.gateway.stats()
                     adapter_stats = edge.adapter_stats()
                 finally:
@@ -404,11 +438,14 @@ class Demo:
             acc = account(cloud.storage, fleet.produced)
             report = self._report(fleet, acc, edge_stats, adapter_stats, drained)
             report.update(chain_report(cloud, link, chain, self.sent.at_ms))
-            report["scenarios"] = story.scenarios()
+            report["scenarios"] = story.scenarios() + receivables.scenarios()
             report["finance"] = story.summary()
+            report["receivables"] = receivables.summary()
+            report["receivables"]["bundles_missing"] = receivables_missing
             if opts.report_dir is not None:
                 await self._write_report(opts.report_dir, report, fleet, cloud, prov, consortium)
                 story.write_bundles(opts.report_dir / "bundles" / "finance")
+                receivables.write_bundles(opts.report_dir / "bundles" / "receivables")
             display.finish(report)
             ok = not acc.unaccounted and acc.duplicates_stored == 0
             all_anchored = report["batches_anchored"] == report["batches_stored"]

@@ -76,9 +76,22 @@ class Scenario:
             "expected": self.expected,
             "outcome": self.outcome,
             "ok": self.ok,
-            "detail": self.detail,
+            "detail": jsonable(self.detail),
             "evidence": self.evidence,
         }
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with Decimals as text and bytes as hex, for the JSON report."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
 
 
 EXPECTED = {

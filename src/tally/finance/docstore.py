@@ -1,0 +1,190 @@
+"""The off-chain store of four-flow documents (:mod:`tally.finance.documents`): SQLAlchemy 2
+Core on SQLite or PostgreSQL.
+
+One table, ``<p>documents``, one row per submitted document and salt:
+
+==============  ===========================================================================
+column          holds
+==============  ===========================================================================
+``hash``        the salted hash ``H(salt ‖ COSE bytes)`` (primary key; what ``doc/<hex>``
+                names on the chain)
+``cose``        the document's COSE_Sign1 bytes, as signed by its owner
+``salt``        the 16-byte salt (never put on chain)
+``kind``        contract, order, invoice, waybill, warehouse_in, warehouse_out,
+                iot_movement or payment
+``trade``       the trade id the document names
+``owner``       the signer (``by`` = ``kid``)
+``no``          the document's own number
+``t``           the document date (ms)
+``identity``    the identity hash of an invoice or waybill, else NULL
+==============  ===========================================================================
+
+``<p>`` is the table prefix (``docs_`` unless chosen), so several stores can share a
+database. :meth:`DocStore.put` parses (and, given the owner's key, verifies) a document
+before storing it, and is idempotent by salted hash: the same bytes with the same salt give
+the stored row back and write nothing, also when two writers race. The same document under
+another salt is another row with the same identity: :meth:`DocStore.by_identity` finds both.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tally.crypto import VerifyKey
+from tally.finance.documents import SALT_SIZE, SignedDocument, parse_document
+
+
+def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a ``sqlite:///file`` or ``postgresql[+psycopg]://…`` URL."""
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise ValueError("the document store needs a SQLite file, not an in-memory database")
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed)
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    raise ValueError(
+        f"documents are stored in SQLite or PostgreSQL, not {backend!r} "
+        f"({parsed.render_as_string(hide_password=True)})"
+    )
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """One row of the store."""
+
+    hash: bytes
+    cose: bytes
+    salt: bytes
+    kind: str
+    trade: str
+    owner: str
+    no: str
+    t: int
+    identity: bytes | None
+
+    def parsed(self) -> SignedDocument:
+        """The document decoded again from its bytes."""
+        return parse_document(self.cose)
+
+
+def _row(r: Any) -> StoredDocument:
+    ident = r["identity"]
+    return StoredDocument(
+        bytes(r["hash"]), bytes(r["cose"]), bytes(r["salt"]), r["kind"], r["trade"], r["owner"],
+        r["no"], int(r["t"]), None if ident is None else bytes(ident),
+    )  # fmt: skip
+
+
+class DocStore:
+    """The documents table behind one engine (see the module docstring)."""
+
+    def __init__(self, db: str | Engine, prefix: str = "docs_") -> None:
+        if not prefix.replace("_", "").isalnum() or not prefix[0].isalpha():
+            raise ValueError(f"table prefix must be letters, digits and '_', got {prefix!r}")
+        self.engine = make_engine(db) if isinstance(db, str) else db
+        self._owns_engine = isinstance(db, str)
+        self.metadata = sa.MetaData()
+        self.documents = sa.Table(
+            f"{prefix}documents",
+            self.metadata,
+            sa.Column("hash", sa.LargeBinary(), primary_key=True),
+            sa.Column("cose", sa.LargeBinary(), nullable=False),
+            sa.Column("salt", sa.LargeBinary(), nullable=False),
+            sa.Column("kind", sa.String(16), nullable=False),
+            sa.Column("trade", sa.String(64), nullable=False),
+            sa.Column("owner", sa.String(64), nullable=False),
+            sa.Column("no", sa.String(64), nullable=False),
+            sa.Column("t", sa.BigInteger(), nullable=False),
+            sa.Column("identity", sa.LargeBinary(), nullable=True),
+            sa.Index(f"ix_{prefix}documents_trade", "trade", "kind"),
+            sa.Index(f"ix_{prefix}documents_owner", "owner"),
+            sa.Index(f"ix_{prefix}documents_identity", "identity"),
+        )
+        self.metadata.create_all(self.engine)
+
+    def put(
+        self, cose: bytes, salt: bytes | None = None, key: VerifyKey | None = None
+    ) -> tuple[StoredDocument, bool]:
+        """Store a document under ``salt`` (16 fresh random bytes when None); return
+        ``(the stored row, True)``, or ``(the row stored before, False)`` when this salted
+        hash is stored already. Raises DocumentError for a document that does not parse or,
+        given the owner's ``key``, does not verify; nothing is stored then."""
+        signed = parse_document(cose)
+        if key is not None:
+            signed.verify(key)
+        if salt is None:
+            salt = secrets.token_bytes(SALT_SIZE)
+        h = signed.salted_hash(salt)
+        found = self.get(h)
+        if found is not None:
+            return found, False
+        d = signed.doc
+        row = StoredDocument(h, cose, salt, d.kind, d.trade, d.by, d.no, d.t, signed.identity())
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(self.documents).values(**row.__dict__))
+            return row, True
+        except sa.exc.IntegrityError:  # a concurrent put of the same document and salt won
+            pass
+        stored = self.get(h)
+        assert stored is not None
+        return stored, False
+
+    def get(self, salted_hash: bytes) -> StoredDocument | None:
+        d = self.documents
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(d).where(d.c.hash == salted_hash)).mappings().first()
+        return None if r is None else _row(r)
+
+    def query(
+        self, trade: str | None = None, kind: str | None = None, owner: str | None = None
+    ) -> list[StoredDocument]:
+        """The documents matching every criterion given, by date, then salted hash."""
+        d = self.documents
+        q = sa.select(d).order_by(d.c.t, d.c.hash)
+        for column, value in ((d.c.trade, trade), (d.c.kind, kind), (d.c.owner, owner)):
+            if value is not None:
+                q = q.where(column == value)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(q).mappings()]
+
+    def by_trade(self, trade: str) -> list[StoredDocument]:
+        """Every document of ``trade``, by date."""
+        return self.query(trade=trade)
+
+    def by_identity(self, identity: bytes) -> list[StoredDocument]:
+        """Every stored copy (any salt, any trade) of the invoice or waybill ``identity``."""
+        d = self.documents
+        q = sa.select(d).where(d.c.identity == identity).order_by(d.c.t, d.c.hash)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(q).mappings()]
+
+    def drop(self) -> None:
+        self.metadata.drop_all(self.engine)
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+
+__all__ = ["DocStore", "StoredDocument", "make_engine"]
