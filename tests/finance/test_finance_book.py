@@ -660,6 +660,15 @@ ops = st.builds(
     st.sampled_from(CURRENCIES),
     st.integers(1, 5000),
 )
+incoming = st.builds(
+    Op,
+    st.just("in"),
+    st.sampled_from(CUSTOMERS),
+    st.sampled_from(CUSTOMERS),
+    st.sampled_from(CURRENCIES),
+    st.integers(1, 5000),
+)
+"""Money arriving only (generated directly: filtering ``ops`` would discard two thirds)."""
 
 
 def _draft(op: Op) -> Draft:
@@ -725,7 +734,7 @@ def test_random_postings_keep_the_book_balanced(seq: list[Op]) -> None:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(ops.filter(lambda o: o.kind == "in"), min_size=2, max_size=8),
+    st.lists(incoming, min_size=2, max_size=8),
     st.data(),
 )
 def test_tampering_with_any_row_or_balance_is_detected(seq: list[Op], data: st.DataObject) -> None:
