@@ -3,9 +3,9 @@
 Two member peers (the bank's and the warehouse's) run as peer services over a 3-server
 JetStream cluster on free ports, executing the system and finance contracts; the regulator
 submits without a peer of its own. Through the real contracts: the site's devices are
-registered and a weighing anchored, a receipt is issued on it, pledged, lent against and
-partly repaid, which writes a release order. A real edge gateway with a plausibility rule and
-``orders_url`` set to the warehouse's peer then:
+registered and a weighing anchored, a receipt is issued on it, pledged, lent against (on the
+purchase's reconciled trade) and partly repaid, which writes a release order. A real edge
+gateway with a plausibility rule and ``orders_url`` set to the warehouse's peer then:
 
 * gets the order — a weight drop it covers is explained;
 * loses it when the regulator freezes the receipt — a later drop is unexplained;
@@ -21,6 +21,7 @@ Every wait polls a condition with a deadline; every process and port is closed a
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -221,6 +222,32 @@ class Scale:
         return out
 
 
+def stand_in(label: str) -> bytes:
+    """A 32-byte stand-in for a hash the chain holds (a document's, a report's)."""
+    return hashlib.sha256(label.encode()).digest()
+
+
+async def attach_trade(chain: Chain, loan_id: str, amount: int) -> None:
+    """The purchase loan ``loan_id`` pays for (sme-1 buys ``amount`` fen from the seller
+    ``smelter``, registered by the bank): its invoice and waybill anchored (stand-in hashes),
+    the trade attested reconciled through the real ``trades`` contract, and attached."""
+    await chain.ok("parties", "register", "smelter", "Smelter", "supplier", "intl",
+                   SigningKey.generate(INTL).public.raw)  # fmt: skip
+    tid = f"T-{loan_id}"
+    docs = [stand_in(f"{kind} document of {tid}") for kind in ("invoice", "waybill")]
+    for kind, h in zip(("invoice", "waybill"), docs, strict=True):
+        await chain.ok("trades", "anchor", kind, h, tid)
+    record = {
+        "v": 1, "id": tid, "seller": "smelter", "buyer": "sme-1", "status": "reconciled",
+        "amount": amount, "currency": "CNY", "invoiced": amount, "paid": 0,
+        "invoices": [stand_in(f"invoice identity of {tid}")],
+        "waybills": [stand_in(f"waybill identity of {tid}")], "docs": docs,
+        "result": stand_in(f"reconciliation of {tid}"), "reasons": [],
+    }  # fmt: skip
+    await chain.ok("trades", "attest", tid, record)
+    await chain.ok("loans", "attach_trade", loan_id, tid)
+
+
 @pytest.fixture
 async def chain(tmp_path: Path) -> AsyncIterator[Chain]:
     require_nats_server()
@@ -265,6 +292,7 @@ async def test_orders_reach_the_edge_are_revoked_skipped_and_retried(
     borrower = make_consent(sme, "sme-1", "loans.apply", "L-1", 0, loan)
     await chain.ok("loans", "apply", "L-1", "sme-1", ["W-1"], 300_000_000, 90, "smelter",
                    "6222 0000 1111", borrower)  # fmt: skip
+    await attach_trade(chain, "L-1", 300_000_000)
     await chain.ok("loans", "approve", "L-1", D("0.0435"))
     await chain.ok("loans", "disburse", "L-1", bytes(32))
     await chain.ok("loans", "repay", "L-1", 100_000_000, b"\x01" * 32)  # a third: W-1.1 is freed

@@ -7,6 +7,13 @@ Receipts are written straight into the state as ``receipts.issue`` leaves them (
 needs anchored IoT evidence, which the receipts tests cover) and pledged through the real
 ``receipts.pledge`` with the holder's and the custodian's consents.
 
+A loan is approved only on a reconciled trade: :meth:`LoanChain.trade` anchors a minimal
+trade's invoice and waybill (stand-in hashes: the chain never sees documents) and attests
+it through the real ``trades`` contract; :meth:`LoanChain.attach` attests the trade a loan
+pays for (bought by its borrower from its seller, for its amount) and attaches it with
+``loans.attach_trade``. The seller ``smelter`` is registered as a party by ``bank`` when a
+trade first names it.
+
 Time is explicit: :attr:`LoanChain.t` is the proposal time of the next call (each call moves
 it on by one ms); :meth:`LoanChain.at_day` jumps to a business day.
 """
@@ -22,7 +29,7 @@ from tally.crypto import INTL, SigningKey
 from tally.finance.consent import make_consent
 from tally.finance.contracts.receipt_ops import put_new
 from tally.finance.interest import day, day_start
-from tally.finance.keys import loan_key, receipt_key
+from tally.finance.keys import loan_key, party_key, receipt_key
 from tally.finance.policies import default_policies, finance_contracts
 from tally.finance.receipt import new_receipt
 from tally.ledger.bootstrap import default_policies as system_policies
@@ -55,18 +62,53 @@ def posting(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
+def stand_in(label: str) -> bytes:
+    """A 32-byte stand-in for a hash the chain holds (a document's, a report's)."""
+    return hashlib.sha256(label.encode()).digest()
+
+
+def identity(kind: str, trade_id: str) -> bytes:
+    """A stand-in identity hash of the ``kind`` (invoice, waybill) of trade ``trade_id``."""
+    return stand_in(f"{kind} identity of {trade_id}")
+
+
+def trade_docs(trade_id: str) -> list[tuple[str, bytes]]:
+    """(kind, salted hash) of the two documents a minimal trade anchors: its invoice and
+    its waybill (stand-ins: the chain never sees a document)."""
+    return [(kind, stand_in(f"{kind} document of {trade_id}")) for kind in ("invoice", "waybill")]
+
+
+def trade_record(
+    trade_id: str, amount: int, buyer: str, seller: str, **record: Any
+) -> dict[str, Any]:
+    """The record a reconciler attests for a minimal trade (its documents
+    :func:`trade_docs`): reconciled, ``amount`` invoiced and allowed to be financed, nothing
+    paid, one invoice and one waybill identity; ``record`` overrides fields."""
+    rec: dict[str, Any] = {
+        "v": 1, "id": trade_id, "seller": seller, "buyer": buyer, "status": "reconciled",
+        "amount": amount, "currency": "CNY", "invoiced": amount, "paid": 0,
+        "invoices": [identity("invoice", trade_id)],
+        "waybills": [identity("waybill", trade_id)],
+        "docs": [h for _, h in trade_docs(trade_id)],
+        "result": stand_in(f"reconciliation of {trade_id}"), "reasons": [],
+    }  # fmt: skip
+    return {**rec, **record}
+
+
 class LoanChain:
     """The members, parties and contracts above over one SQLite state."""
 
-    def __init__(self, path: Path) -> None:
-        self.keys = {o: SigningKey.generate(INTL) for o in ORGS}
+    def __init__(self, path: Path, orgs: dict[str, list[str]] | None = None) -> None:
+        orgs = orgs or ORGS
+        self.orgs = orgs
+        self.keys = {o: SigningKey.generate(INTL) for o in orgs}
         self.party_keys = {p: SigningKey.generate(INTL) for p in PARTIES}
         self.genesis = Genesis(
             name="loans test",
             suite=INTL,
             t=T0 - 1000,
-            members={o: Member(o, tuple(r), self.keys[o].public.raw) for o, r in ORGS.items()},
-            policies={**system_policies(ORGS), **default_policies(ORGS)},
+            members={o: Member(o, tuple(r), self.keys[o].public.raw) for o, r in orgs.items()},
+            policies={**system_policies(orgs), **default_policies(orgs)},
             checkpoint_quorum=1,
         )
         self.state = SqliteState(path / "state.sqlite")
@@ -212,6 +254,45 @@ class LoanChain:
         c = self.consent(borrower, "loans.apply", loan_id, 0, terms)
         return (loan_id, borrower, receipts, amount, term_days, seller, account, c)
 
+    def known(self, party: str) -> None:
+        """Register ``party`` (a seller) with ``bank`` unless it is a member or registered."""
+        if party in self.orgs or self.get(party_key(party)) is not None:
+            return
+        self.party_keys[party] = SigningKey.generate(INTL)
+        pub = self.party_keys[party].public.raw
+        self.ok("parties", "register", party, f"{party} Ltd", "supplier", "intl", pub)
+
+    def trade(
+        self,
+        trade_id: str,
+        amount: int,
+        buyer: str = "sme",
+        seller: str = "smelter",
+        bank: str = "bank",
+        **record: Any,
+    ) -> dict[str, Any]:
+        """Attest trade ``trade_id`` through the real ``trades`` contract: one invoice and
+        one waybill anchored by ``bank`` for it (stand-in salted hashes), reconciled,
+        ``amount`` invoiced and allowed to be financed, nothing paid. ``record`` overrides
+        fields of the record (``invoices`` to cite another trade's invoice, ``status`` and
+        ``reasons``, …). Returns the record as attested."""
+        self.known(buyer)
+        self.known(seller)
+        for kind, h in trade_docs(trade_id):
+            self.ok("trades", "anchor", kind, h, trade_id, creator=bank)
+        rec = trade_record(trade_id, amount, buyer, seller, **record)
+        self.ok("trades", "attest", trade_id, rec, creator=bank)
+        return rec
+
+    def attach(self, loan_id: str, trade_id: str | None = None) -> dict[str, Any]:
+        """Attest the trade loan ``loan_id`` pays for (``T-<loan>`` unless named: bought by
+        its borrower from its seller, for its amount) and attach it; returns the trade."""
+        loan = self.loan(loan_id)
+        tid = trade_id or f"T-{loan_id}"
+        rec = self.trade(tid, loan["amount"], loan["borrower"], loan["seller"])
+        self.ok("loans", "attach_trade", loan_id, tid, creator=loan["bank"])
+        return rec
+
     def active_loan(
         self,
         loan_id: str = "L1",
@@ -221,13 +302,15 @@ class LoanChain:
         term_days: int = 90,
     ) -> dict[str, Any]:
         """Receipts ``<loan>-R<i>`` of ``weights`` t pledged to ``bank`` and a loan on them
-        applied, approved and disbursed. 100 t of copper at 70 000 CNY is 7 000 000 CNY;
-        3 000 000 CNY against it is within the 60 % pledge rate, coverage 2.1."""
+        applied, its trade attached, approved and disbursed. 100 t of copper at 70 000 CNY
+        is 7 000 000 CNY; 3 000 000 CNY against it is within the 60 % pledge rate, coverage
+        2.1."""
         nos = [f"{loan_id}-R{i}" for i in range(len(weights))]
         for no, w in zip(nos, weights, strict=True):
             self.issue(no, w)
             self.pledge(no)
         self.ok("loans", "apply", *self.apply_args(loan_id, nos, amount, term_days))
+        self.attach(loan_id)
         self.ok("loans", "approve", loan_id, rate)
         self.ok("loans", "disburse", loan_id, self.next_posting())
         return self.loan(loan_id)

@@ -5,8 +5,9 @@ policies.
 
 The world has site S of wh (load cells, edge), commodity copper at 70 000 CNY/t, bank-a's
 lending parameters (haircut 0.9, pledge rate 0.6, warning line 1.3, disposal 1.2) and the
-parties sme-1, sme-2 and sme-3 of bank-a. Its clock is 10:00 Beijing time of the next
-business day (moving with the wall clock), so that no business day ends during a test.
+parties sme-1, sme-2 and sme-3 of bank-a (and the seller smelter, once a loan's trade names
+it). Its clock is 10:00 Beijing time of the next business day (moving with the wall clock),
+so that no business day ends during a test.
 
 :meth:`World.race` is what competing clients do: endorse every contender against one state,
 order them all at once, and endorse again on the new state whichever lost to an MVCC
@@ -26,12 +27,13 @@ from typing import Any
 
 import pytest
 from finance_harness import COMMODITY, DAY, TOLERANCE, Site, fields
+from loans_harness import trade_docs, trade_record
 
 from tally.crypto import INTL, SigningKey
 from tally.finance.consent import make_consent
 from tally.finance.contracts.coverage import loan_coverage
 from tally.finance.interest import day, day_start
-from tally.finance.keys import loan_key, receipt_key
+from tally.finance.keys import loan_key, party_key, receipt_key
 from tally.finance.policies import default_policies, finance_contracts
 from tally.ledger.bootstrap import default_policies as system_policies
 from tally.ledger.client import Client
@@ -168,9 +170,22 @@ class World:
         custodian = self.consent("wh", "receipts.pledge", no, seq, terms)
         return ("receipts", "pledge", [no, bank, holder, custodian], bank)
 
+    async def attach(self, loan_id: str, amount: int) -> None:
+        """Attest the purchase loan ``loan_id`` pays for (trade ``T-<loan>``: sme-1 buys
+        ``amount`` fen from the seller ``smelter``, registered by bank-a when first named) as
+        a minimal reconciled trade through the real ``trades`` contract, and attach it."""
+        if self.get("bank-a", party_key("smelter")) is None:
+            pub = SigningKey.generate(INTL).public.raw
+            await self.ok("parties", "register", "smelter", "Smelter", "supplier", "intl", pub)
+        tid = f"T-{loan_id}"
+        for kind, h in trade_docs(tid):
+            await self.ok("trades", "anchor", kind, h, tid)
+        await self.ok("trades", "attest", tid, trade_record(tid, amount, "sme-1", "smelter"))
+        await self.ok("loans", "attach_trade", loan_id, tid)
+
     async def active_loan(self, loan_id: str, weights: Mapping[str, str], amount: int) -> None:
         """Receipts of ``weights`` issued, pledged to bank-a and securing loan ``loan_id`` of
-        ``amount`` fen to sme-1, disbursed."""
+        ``amount`` fen to sme-1, its trade attached, disbursed."""
         await self.issue(weights)
         for no in weights:
             contract, fn, args, creator = self.pledge_call(no)
@@ -181,6 +196,7 @@ class World:
         consent = self.consent("sme-1", "loans.apply", loan_id, 0, terms)
         await self.ok("loans", "apply", loan_id, "sme-1", nos, amount, 90, "smelter",
                       "6222 0000 1111", consent)  # fmt: skip
+        await self.attach(loan_id, amount)
         await self.ok("loans", "approve", loan_id, Decimal("0.0435"))
         await self.ok("loans", "disburse", loan_id, bytes(32))
 

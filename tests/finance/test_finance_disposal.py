@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from finance_harness import Site, fields
-from loans_harness import posting
+from loans_harness import posting, trade_docs, trade_record
 
 from tally.crypto import INTL, SigningKey
 from tally.device.envelope import parse_envelope
@@ -103,7 +103,8 @@ class World:
 
     async def active_loan(self) -> None:
         """Receipt W-1 (100 t of copper at S/A1, issued on anchored readings), pledged; loan
-        L-1 of 3 000 000.00 CNY on it applied, approved and disbursed."""
+        L-1 of 3 000 000.00 CNY on it applied, its trade (T-1, from the seller smelter)
+        attached, approved and disbursed."""
         for reg in self.site.registrations():
             await self.ok("registry", "register", reg, creator="wh")
         await self.ok("parties", "register", "sme-1", "SME One", "supplier", "intl",
@@ -127,6 +128,13 @@ class World:
         consent = make_consent(self.borrower, "sme-1", "loans.apply", "L-1", 0, apply)
         await self.ok("loans", "apply", "L-1", "sme-1", ["W-1"], AMOUNT, 90, "smelter",
                       "6222 0000 1111", consent)  # fmt: skip
+        # the purchase it pays for: a minimal reconciled trade, attested and attached
+        await self.ok("parties", "register", "smelter", "Smelter", "supplier", "intl",
+                      SigningKey.generate(INTL).public.raw)  # fmt: skip
+        for kind, h in trade_docs("T-1"):
+            await self.ok("trades", "anchor", kind, h, "T-1")
+        await self.ok("trades", "attest", "T-1", trade_record("T-1", AMOUNT, "sme-1", "smelter"))
+        await self.ok("loans", "attach_trade", "L-1", "T-1")
         await self.ok("loans", "approve", "L-1", D("0.0435"))
         await self.ok("loans", "disburse", "L-1", posting("disbursement"))
 

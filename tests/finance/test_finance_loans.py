@@ -19,7 +19,7 @@ import pytest
 from finance_harness import Site, fields
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loans_harness import DAY0, T0, LoanChain, posting
+from loans_harness import DAY0, T0, LoanChain, posting, trade_docs, trade_record
 
 from tally.crypto import INTL, SigningKey
 from tally.finance.consent import make_consent
@@ -65,8 +65,9 @@ def test_apply_records_the_application(chain: LoanChain) -> None:
         "v": 1, "id": "L1", "bank": "bank", "borrower": "sme", "receipts": ["R1", "R2"],
         "commodity": "copper", "amount": 300_000_000, "currency": "CNY", "rate": None,
         "term_days": 90, "seller": "smelter", "seller_account": "6222 0000 1111",
-        "state": "applied", "principal": 0, "interest": 0, "accrued_to": None, "start": None,
-        "maturity": None, "cash_margin": 0, "margin_call": None, "postings": [], "seq": 0,
+        "trade": None, "state": "applied", "principal": 0, "interest": 0, "accrued_to": None,
+        "start": None, "maturity": None, "cash_margin": 0, "margin_call": None, "postings": [],
+        "seq": 0,
     }  # fmt: skip
     assert [chain.receipt("R1"), chain.receipt("R2")] == receipts_before
 
@@ -75,6 +76,7 @@ def test_approve_links_the_receipts(chain: LoanChain) -> None:
     chain.issue("R1", "100")
     chain.pledge("R1")
     chain.ok("loans", "apply", *chain.apply_args("L1", ["R1"], 300_000_000))
+    chain.attach("L1")
     seq = chain.receipt("R1")["seq"]
     t = chain.t
     assert chain.ok("loans", "approve", "L1", RATE) == {
@@ -86,7 +88,7 @@ def test_approve_links_the_receipts(chain: LoanChain) -> None:
     assert (loan["state"], loan["rate"], loan["seq"], loan["principal"]) == (
         "approved",
         RATE,
-        1,
+        2,  # apply 0, attach_trade 1, approve 2
         0,
     )
     rec = chain.receipt("R1")
@@ -103,6 +105,7 @@ def test_disbursement_pays_the_seller(chain: LoanChain) -> None:
     chain.issue("R1", "100")
     chain.pledge("R1")
     chain.ok("loans", "apply", *chain.apply_args("L1", ["R1"], 300_000_000, term_days=90))
+    chain.attach("L1")
     chain.ok("loans", "approve", "L1", RATE)
     chain.at_day(DAY0 + 2)
     p = posting("disbursement")
@@ -115,7 +118,7 @@ def test_disbursement_pays_the_seller(chain: LoanChain) -> None:
     loan = chain.loan("L1")
     assert loan["state"] == "active" and loan["principal"] == 300_000_000
     assert (loan["start"], loan["maturity"], loan["accrued_to"]) == (DAY0 + 2, DAY0 + 92, DAY0 + 2)
-    assert loan["postings"] == [p] and loan["seq"] == 2
+    assert loan["postings"] == [p] and loan["seq"] == 3
 
 
 def test_interest_accrues_daily_act_360(chain: LoanChain) -> None:
@@ -131,7 +134,7 @@ def test_interest_accrues_daily_act_360(chain: LoanChain) -> None:
     chain.ok("loans", "accrue", "L1")
     loan = chain.loan("L1")
     assert loan["interest"] == 31 * DAILY == accrue(300_000_000, RATE, 31)
-    assert loan["accrued_to"] == DAY0 + 31 and loan["seq"] == 4
+    assert loan["accrued_to"] == DAY0 + 31 and loan["seq"] == 5
 
 
 def test_accruing_once_equals_accruing_daily(chain: LoanChain) -> None:
@@ -221,6 +224,7 @@ def test_half_a_fen_of_interest_is_paid_rounded_half_up(chain: LoanChain) -> Non
     chain.issue("R1", "1")
     chain.pledge("R1")
     chain.ok("loans", "apply", *chain.apply_args("L1", ["R1"], 1_000))
+    chain.attach("L1")
     chain.ok("loans", "approve", "L1", D("0.018"))
     chain.ok("loans", "disburse", "L1", posting("d"))
     chain.at_day(DAY0 + 10)
@@ -440,6 +444,7 @@ def test_reject_an_approved_loan_frees_its_receipts(chain: LoanChain) -> None:
     chain.issue("R1", "100")
     chain.pledge("R1")
     chain.ok("loans", "apply", *chain.apply_args("L1", ["R1"], 300_000_000))
+    chain.attach("L1")
     chain.ok("loans", "approve", "L1", RATE)
     r = chain.ok("loans", "reject", "L1", "credit committee declined")
     assert r == {"id": "L1", "state": "rejected", "reason": "credit committee declined"}
@@ -447,6 +452,7 @@ def test_reject_an_approved_loan_frees_its_receipts(chain: LoanChain) -> None:
     assert (rec["state"], rec["pledgee"], rec["loan"]) == ("pledged", "bank", None)
     # the receipt can secure another loan now
     chain.ok("loans", "apply", *chain.apply_args("L2", ["R1"], 300_000_000))
+    chain.attach("L2")
     chain.ok("loans", "approve", "L2", RATE)
     assert chain.refused("loans", "disburse", "L1", posting("x")) == (
         "disburse: loan L1 is rejected, disburse needs it approved"
@@ -466,9 +472,11 @@ def test_reject_an_application(chain: LoanChain) -> None:
 
 
 def applied(chain: LoanChain, weight: str = "100", amount: int = 300_000_000) -> None:
+    """R1 of ``weight`` t pledged; loan L1 of ``amount`` applied on it, its trade attached."""
     chain.issue("R1", weight)
     chain.pledge("R1")
     chain.ok("loans", "apply", *chain.apply_args("L1", ["R1"], amount))
+    chain.attach("L1")
 
 
 def test_apply_refusals(chain: LoanChain) -> None:
@@ -556,6 +564,7 @@ def test_apply_refuses_a_loan_twice_and_a_receipt_securing_another(chain: LoanCh
 def test_approve_refusals(chain: LoanChain) -> None:
     chain.issue("R1", "100")
     chain.ok("loans", "apply", *chain.apply_args("L1", ["R1"], 420_000_001))
+    chain.attach("L1")
     assert chain.refused("loans", "approve", "L1", RATE) == (
         "approve: receipt R1 is live, not pledged to 'bank'"
     )
@@ -690,7 +699,7 @@ def test_every_transition_bumps_seq(chain: LoanChain) -> None:
     chain.at_day(DAY0 + 31)
     chain.ok("loans", "overdue", "L1")
     seqs.append(chain.loan("L1")["seq"])
-    assert seqs == [2, 3, 4, 5, 6]
+    assert seqs == [3, 4, 5, 6, 7]
 
 
 def test_the_harness_starts_at_ten_in_the_morning_in_beijing() -> None:
@@ -699,6 +708,7 @@ def test_the_harness_starts_at_ten_in_the_morning_in_beijing() -> None:
 
 
 WRONG_BANK = [
+    ("attach_trade", ("T-L1",)),
     ("approve", (RATE,)),
     ("reject", ("no",)),
     ("disburse", (posting("d"),)),
@@ -783,7 +793,8 @@ async def test_a_loan_on_a_running_consortium(tmp_path: Path) -> None:
     """A bank, a warehouse and a regulator run peers with a solo orderer. The warehouse's
     site reports an inbound lot and its weight, anchored; the warehouse issues a receipt on
     that evidence; the borrower pledges it and applies; the bank approves, disburses to the
-    seller, is repaid in part ten days later and then in full: every step a transaction
+    seller (the purchase's reconciled trade attached first), is repaid in part ten days later
+    and then in full: every step a transaction
     endorsed per the finance policies, and every peer ends with the same closed loan."""
     wall = time.time_ns() // 1_000_000
     offset = [day_start(day(wall) + 1) + 10 * 3_600_000 - wall]  # 10:00 Beijing: no midnight
@@ -833,6 +844,13 @@ async def test_a_loan_on_a_running_consortium(tmp_path: Path) -> None:
         consent = make_consent(borrower, "sme-1", "loans.apply", "L-1", 0, apply_terms)
         await submit("loans", "apply", "L-1", "sme-1", ["W-1"], amount, 90, "smelter",
                      "6222 0000 1111", consent)  # fmt: skip
+        # the purchase the loan pays for, reconciled and attested, then attached
+        await submit("parties", "register", "smelter", "Smelter", "supplier", "intl",
+                     SigningKey.generate(INTL).public.raw)  # fmt: skip
+        for kind, h in trade_docs("T-1"):
+            await submit("trades", "anchor", kind, h, "T-1")
+        await submit("trades", "attest", "T-1", trade_record("T-1", amount, "sme-1", "smelter"))
+        await submit("loans", "attach_trade", "L-1", "T-1")
         # a refusal is committed as an invalid transaction and changes nothing
         before = c.peers["bank"].state.get(loan_key("L-1"))
         r = await c.submit("loans", "approve", ["L-1", D(1)], "bank", timeout=20)

@@ -343,8 +343,8 @@ def pledged_r1(c: LoanChain, period_to: int | None = None) -> None:
 
 
 def expiring(c: LoanChain, no: str) -> int:
-    """Receipt ``no`` pledged (R1 and loan L1 applied on it; T1 beside the active loan L1);
-    then its storage period ends. Returns the end."""
+    """Receipt ``no`` pledged (R1 and loan L1 applied on it, its trade attached; T1 beside
+    the active loan L1); then its storage period ends. Returns the end."""
     if no == "T1":
         c.active_loan()
     end = c.t + 100
@@ -352,6 +352,7 @@ def expiring(c: LoanChain, no: str) -> int:
     c.pledge(no)
     if no == "R1":
         c.ok("loans", "apply", *c.apply_args("L1", ["R1"], 300_000))
+        c.attach("L1")
     c.t = end + 1
     return end
 
@@ -360,6 +361,7 @@ def financed_twice(c: LoanChain) -> None:
     pledged_r1(c)
     for loan in ("L1", "L2"):
         c.ok("loans", "apply", *c.apply_args(loan, ["R1"], 300_000_000))
+        c.attach(loan)  # each on its own reconciled trade
     c.ok("loans", "approve", "L1", D("0.0435"))
 
 

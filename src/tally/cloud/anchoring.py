@@ -13,7 +13,8 @@ The cloud talks to the ledger through a :class:`LedgerLink`:
   checkpoint covers it;
 * ``await link.tx_bundle(tx_id)`` gives the transaction bundle of any committed transaction
   (:mod:`tally.verify.txbundle`: a pledge, a price, a margin call, checkable offline with the
-  genesis alone) once the checkpoint of its block is final.
+  genesis alone) once the checkpoint of its block is final; the links build it with
+  :mod:`tally.cloud.txproofs`.
 
 :class:`ConsortiumLink` implements it for the in-process
 :class:`~tally.ledger.consortium.Consortium` (``tally demo``), :class:`RemoteLedgerLink` for
@@ -43,8 +44,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import httpx
-
 from tally.cloud.ingest import now_ms
 from tally.cloud.storage.api import (
     ANCHORED,
@@ -54,16 +53,16 @@ from tally.cloud.storage.api import (
     BatchRecord,
     Storage,
 )
+from tally.cloud.txproofs import consortium_tx_bundle, remote_tx_bundle
 from tally.crypto import SigningKey
 from tally.ledger.checkpoint import FinalCheckpoint
 from tally.ledger.client import Client
 from tally.ledger.consortium import Consortium, TxResult
 from tally.ledger.errors import LedgerError, TxTimeout
 from tally.ledger.peer import CONTRACT_ERROR, MVCC_CONFLICT, VALID
-from tally.ledger.proofs import ProofError, TxInclusion, inclusion_proof, verify_tx_inclusion
+from tally.ledger.proofs import TxInclusion, inclusion_proof, verify_tx_inclusion
 from tally.ledger.remote import RemoteConsortium, RemoteResult
 from tally.verify.bundle import ChainProof
-from tally.verify.txbundle import make_tx_bundle
 
 log = logging.getLogger("tally.cloud.anchoring")
 
@@ -183,31 +182,9 @@ class ConsortiumLink:
 
     async def tx_bundle(self, tx_id: bytes) -> bytes:
         """The transaction bundle (:mod:`tally.verify.txbundle`) of ``tx_id``, from ``org``'s
-        own peer and the final checkpoints of the transaction's block and the block before,
-        for a transaction committed while this consortium runs. Raises
-        :class:`~tally.ledger.proofs.ProofError` when the peer is not running, the
-        transaction is not committed there, or those checkpoints are not final (yet)."""
-        c = self.consortium
-        peer = c.peers.get(self.org)
-        if peer is None:
-            raise ProofError(f"the peer of {self.org!r} is not running")
-        found = next(
-            ((h, s.index) for h, res in sorted(c.results[self.org].items())
-             for s in res.statuses if s.tx_id == tx_id),
-            None,
-        )  # fmt: skip
-        if found is None:
-            raise ProofError(f"transaction {tx_id.hex()[:16]}… is not committed at {self.org}")
-        height, index = found[0], peer.txlog.size_at(found[0] - 1) + found[1]
-        final = c.collector.final(height)
-        prev = c.collector.final(height - 1) if height > 1 else None
-        if final is None or (height > 1 and prev is None):
-            missing = height if final is None else height - 1
-            raise ProofError(f"the checkpoint of block {missing} is not final (yet)")
-        proof = inclusion_proof(peer.txlog, index, final.checkpoint)
-        chain = ChainProof(peer.txlog.tx(index), index, proof.size, proof.path,
-                           final.payload, final.signatures)  # fmt: skip
-        return make_tx_bundle(c.genesis.suite, tx_id, chain, prev)
+        own peer: :func:`tally.cloud.txproofs.consortium_tx_bundle` (ProofError while it
+        cannot be made)."""
+        return await consortium_tx_bundle(self.consortium, self.org, tx_id)
 
     def checkpoints_final(self) -> int:
         """How many heights up to the latest final one have a final checkpoint."""
@@ -326,40 +303,10 @@ class RemoteLedgerLink:
         return proof
 
     async def tx_bundle(self, tx_id: bytes) -> bytes:
-        """The transaction bundle (:mod:`tally.verify.txbundle`) of ``tx_id``: where the peers
-        (``org``'s first) say it was committed, the final checkpoints of its block and the
-        block before as the peers signed them, and the inclusion path a peer gives, checked
-        against the checkpoint's root. Raises :class:`~tally.ledger.proofs.ProofError` when
-        no peer reached knows the transaction, a checkpoint is not final, no peer gives the
-        path, or what the peers gave does not prove it."""
-        remote, suite = self.remote, self.remote.genesis.suite
-        orgs = sorted(remote.peers, key=lambda o: (o != self.org, o))
-        where: tuple[int, int] | None = None
-        for org in orgs:
-            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
-                resp = await remote.http.get(f"{remote.peers[org]}/v1/tx/{tx_id.hex()}",
-                                             timeout=remote.request_timeout)  # fmt: skip
-                got = resp.json() if resp.status_code == 200 else {}
-                if got.get("start") is not None:
-                    where = int(got["height"]), int(got["start"]) + int(got["index"])
-                    break
-        if where is None:
-            raise ProofError(f"transaction {tx_id.hex()[:16]}… is not committed at any peer")
-        height, index = where
-        final = self._finals.get(height) or await remote.final_checkpoint(height)
-        prev = await remote.final_checkpoint(height - 1) if height > 1 else None
-        if final is None or (height > 1 and prev is None):
-            missing = height if final is None else height - 1
-            raise ProofError(f"the checkpoint of block {missing} is not final (yet)")
-        cp = final.checkpoint
-        for org in orgs:
-            entry = await remote.log_entry(org, index, cp.size)
-            if entry is not None:
-                verify_tx_inclusion(suite, entry.tx, TxInclusion(index, cp.size, entry.path), cp)
-                chain = ChainProof(entry.tx, index, cp.size, entry.path, final.payload,
-                                   final.signatures)  # fmt: skip
-                return make_tx_bundle(suite, tx_id, chain, prev)
-        raise ProofError(f"no peer gives log position {index} at size {cp.size}")
+        """The transaction bundle (:mod:`tally.verify.txbundle`) of ``tx_id``, from the peers
+        (``org``'s first) and the final checkpoints seen:
+        :func:`tally.cloud.txproofs.remote_tx_bundle` (ProofError while it cannot be made)."""
+        return await remote_tx_bundle(self.remote, self.org, tx_id, self._finals)
 
     async def _latest_final(self) -> FinalCheckpoint | None:
         heights = []

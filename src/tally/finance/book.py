@@ -6,10 +6,11 @@ posting and its salt can check that it was booked, and nobody else learns anythi
 chain. Formats, chart of accounts and standard postings: ``docs/finance-book.md``,
 the posting format ``docs/formats.md`` §32.
 
-This module holds :class:`Book`, its anchoring (:func:`consortium_anchor`, :func:`anchored_in`)
-and its reconciliation (:meth:`Book.reconcile`, :class:`ReconcileReport`). The rules of
-accounts, kinds, drafts and the posting body are in :mod:`tally.finance.book_rules`, the
-standard posting builders in :mod:`tally.finance.book_postings`; both are re-exported here.
+This module holds :class:`Book` and its anchoring (:func:`consortium_anchor`,
+:func:`anchored_in`). The rules of accounts, kinds, drafts and the posting body are in
+:mod:`tally.finance.book_rules`, the standard posting builders in
+:mod:`tally.finance.book_postings`, the reconciliation (:meth:`Book.reconcile`,
+:class:`ReconcileReport`) in :mod:`tally.finance.book_reconcile`; all are re-exported here.
 
 * A posting is a checked draft (:func:`check_draft`) booked under a caller-named id. Its body
   names the previous posting's hash, so all postings form one chain; the suite's hash (SHA-256
@@ -29,7 +30,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
@@ -44,6 +45,8 @@ from tally.finance.book_postings import (
     repayment,
     settlement,
 )
+from tally.finance.book_reconcile import IsAnchored, ReconcileReport
+from tally.finance.book_reconcile import reconcile as reconcile_book
 from tally.finance.book_rules import (
     CREDIT,
     DEBIT,
@@ -121,8 +124,6 @@ SALT_SIZE = 16
 
 Anchor = Callable[[str, bytes], Awaitable[Any]]
 """Anchors a salted hash on the chain: ``await anchor("posting", h)``; raises when refused."""
-IsAnchored = Callable[[bytes], bool]
-"""Tells whether a salted hash is anchored on the chain (see :func:`anchored_in`)."""
 
 
 class AnchorFailed(BookError):
@@ -190,26 +191,6 @@ def _posting(row: PostingRow) -> Posting:
     return Posting(row.seq, row.id, row.kind, row.t, tuple(m["lines"]), m["refs"], m["memo"],
                    m["prev"], row.hash, row.salt, row.anchor, row.state == ANCHORED,
                    row.body)  # fmt: skip
-
-
-def _hex(h: bytes) -> str:
-    return h.hex()[:16] + "…"
-
-
-@dataclass
-class ReconcileReport:
-    """What :meth:`Book.reconcile` found: counts, balances recomputed from the postings (normal
-    side, by account id), debit and credit totals per currency, and every discrepancy."""
-
-    postings: int = 0
-    anchored: int = 0
-    balances: dict[str, int] = field(default_factory=dict)
-    totals: dict[str, tuple[int, int]] = field(default_factory=dict)
-    discrepancies: list[str] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not self.discrepancies
 
 
 class Book:
@@ -393,108 +374,7 @@ class Book:
 
     # -- reconciliation --------------------------------------------------------------------
     def reconcile(self, is_anchored: IsAnchored | None = None) -> ReconcileReport:
-        """Recompute every balance from the posting bodies and check the book (see the module
-        docstring). Without ``is_anchored`` a posting counts as anchored when marked so."""
-        rep = ReconcileReport()
-        out = rep.discrepancies
-        sums: dict[str, list[int]] = {}
-        prev = self.zero
-        for row in self.store.all_postings():
-            name = f"posting {row.id} (seq {row.seq})"
-            if row.seq != rep.postings:
-                out.append(
-                    f"{name}: the postings of seq {rep.postings} to {row.seq - 1} are missing"
-                )
-            rep.postings = row.seq + 1
-            h = self.suite.hash(row.body)
-            if h != row.hash:
-                out.append(
-                    f"{name}: the stored hash {_hex(row.hash)} is not the hash of its "
-                    f"body {_hex(h)}"
-                )
-            if self.suite.hash(row.salt + row.body) != row.anchor:
-                out.append(f"{name}: the stored anchor hash is not H(salt || body)")
-            self._check_anchor(rep, name, row, is_anchored)
-            try:
-                m = decode_body(row.body)
-                check_draft(row.id, Draft(m["kind"], m["lines"], m["refs"], m["memo"]))
-            except BookError as exc:
-                out.append(f"{name}: {exc}")
-                prev = h
-                continue
-            stored = {
-                "seq": row.seq,
-                "id": row.id,
-                "kind": row.kind,
-                "t": row.t,
-                "book": self.bank,
-                "suite": self.suite.name,
-            }
-            for k, v in stored.items():
-                if m.get(k) != v:
-                    out.append(f"{name}: the stored {k} {v!r} differs from the body's {m.get(k)!r}")
-            if m["prev"] != prev:
-                out.append(
-                    f"{name} does not chain: its prev is {_hex(m['prev'])}, the posting "
-                    f"before hashes to {_hex(prev)}"
-                )
-            prev = h
-            for ln in m["lines"]:
-                sums.setdefault(ln.account.id, [0, 0])[ln.side == CREDIT] += ln.amount
-        head = self.store.read_head()
-        if (head.seq, head.hash) != (rep.postings, prev):
-            out.append(
-                f"the head says {head.seq} postings ending in {_hex(head.hash)}, the "
-                f"chain has {rep.postings} ending in {_hex(prev)}"
-            )
-        self._check_accounts(rep, sums)
-        return rep
-
-    def _check_anchor(
-        self, rep: ReconcileReport, name: str, row: PostingRow, is_anchored: IsAnchored | None
-    ) -> None:
-        marked = row.state == ANCHORED
-        if is_anchored is None:
-            if marked:
-                rep.anchored += 1
-            else:
-                rep.discrepancies.append(f"{name} is pending: not anchored yet")
-        elif is_anchored(row.anchor):
-            rep.anchored += 1
-            if not marked:
-                rep.discrepancies.append(f"{name} is anchored on the ledger but marked pending")
-        else:
-            rep.discrepancies.append(
-                f"{name} is not anchored: the ledger has no {record_key(row.anchor)} ({row.state})"
-            )
-
-    def _check_accounts(self, rep: ReconcileReport, sums: dict[str, list[int]]) -> None:
-        out = rep.discrepancies
-        rows = {r.id: r for r in self.store.all_accounts()}
-        stored_totals: dict[str, list[int]] = {}
-        for aid in sorted(set(rows) | set(sums)):
-            d, c = sums.get(aid, [0, 0])
-            key = AccountKey.parse(aid)
-            rep.balances[aid] = Account(key, d, c).balance
-            t = rep.totals.get(key.currency, (0, 0))
-            rep.totals[key.currency] = (t[0] + d, t[1] + c)
-            row = rows.get(aid)
-            if row is None:
-                out.append(f"account {aid} has postings but is not in the accounts table")
-                continue
-            st = stored_totals.setdefault(key.currency, [0, 0])
-            st[0], st[1] = st[0] + row.debits, st[1] + row.credits
-            if (row.org, row.purpose, row.currency, row.side) != (*aid.split("/"), key.side):
-                out.append(
-                    f"account {aid}: stored as {row.org}/{row.purpose}/{row.currency} "
-                    f"with normal side {row.side}, expected {key.side}"
-                )
-            if (row.debits, row.credits) != (d, c):
-                out.append(
-                    f"account {aid}: stored debits {row.debits}, credits {row.credits} (balance "
-                    f"{Account(key, row.debits, row.credits).balance}); its postings give debits "
-                    f"{d}, credits {c} (balance {rep.balances[aid]})"
-                )
-        for cur, (d, c) in sorted(stored_totals.items()):
-            if d != c:
-                out.append(f"the stored accounts in {cur} do not balance: debits {d}, credits {c}")
+        """Recompute every balance from the posting bodies and check the book
+        (:func:`tally.finance.book_reconcile.reconcile`). Without ``is_anchored`` a posting
+        counts as anchored when marked so."""
+        return reconcile_book(self.store, self.suite, self.bank, self.zero, is_anchored)

@@ -267,6 +267,7 @@ class Demo:
             bank=ORG_BANK,
             bank_b=ORG_BANK_B,
             warehouse=ORG_WAREHOUSE,
+            logistics=ORG_LOGISTICS,
             seed=self.opts.seed,
             removal_at=theft.at_ms,
         )

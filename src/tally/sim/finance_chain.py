@@ -67,6 +67,7 @@ class FinanceChain:
         self.c = consortium
         self.bank, self.bank_b, self.warehouse = bank, bank_b, warehouse
         self.trader_key = SigningKey.generate(consortium.genesis.suite)
+        self.mill_key = SigningKey.generate(consortium.genesis.suite)
         self.link = ConsortiumLink(consortium, bank)
 
     async def tx_bundle(self, tx_id: bytes) -> bytes:
@@ -127,16 +128,20 @@ class FinanceChain:
     # -- setting up -----------------------------------------------------------------------------
 
     async def setup(self) -> None:
-        """The commodity, its price, both banks' parameters and the trader as a party."""
+        """The commodity, its price, both banks' parameters; the trader and the mill as the
+        bank's parties."""
         await self.must("market", "set_commodity", [STEEL, "t", TOLERANCE], self.bank)
         await self.must("market", "set_price", [STEEL, PRICE0, "CNY"], self.bank)
         for b in (self.bank, self.bank_b):
             params = [STEEL, HAIRCUT, PLEDGE_RATE, WARNING, DISPOSAL, CURE_MS]
             await self.must("market", "set_params", params, b)
-        pub = self.trader_key.public.raw
         suite = self.c.genesis.suite.name
-        args = [TRADER, "Simulated Steel Trading Co. (demo)", "supplier", suite, pub]
-        await self.must("parties", "register", args, self.bank)
+        for party, name, key in (
+            (TRADER, "Simulated Steel Trading Co. (demo)", self.trader_key),
+            (MILL, "Simulated Steel Works (demo)", self.mill_key),
+        ):
+            args = [party, name, "supplier", suite, key.public.raw]
+            await self.must("parties", "register", args, self.bank)
 
     # -- consents -------------------------------------------------------------------------------
 

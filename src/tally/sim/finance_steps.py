@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from tally.cloud.storage.api import Storage
-from tally.device.envelope import Reading
+from tally.device.envelope import Reading, parse_envelope
 from tally.finance import book_postings as P
 from tally.finance.keys import price_key, relord_prefix
 from tally.finance.monitor_model import PledgedReceipt, Ref
@@ -20,7 +20,9 @@ from tally.finance.orders import ReleaseOrder
 from tally.finance.prices import PriceTick
 from tally.ledger.errors import LedgerError
 from tally.sim.finance_chain import MILL, PLEDGE_RATE, RATE, STEEL, TRADER, Outcome
+from tally.sim.finance_purchase import PURCHASE
 from tally.sim.finance_watch import chain_has_batch, evidence_of, find_reading
+from tally.sim.receivables_docs import Shipment
 
 if TYPE_CHECKING:
     from tally.sim.finance_story import FinanceStory
@@ -47,6 +49,7 @@ class Steps:
         self.picked_up_at: int | None = None
         self.r1_weight = Decimal(0)
         self.orders: list[ReleaseOrder] = []
+        self.shipment: Shipment | None = None
 
     def cite(self, scenario: str, name: str, kind: str, ref: bytes) -> None:
         """Have :meth:`export` prove ``ref`` (a stored item or a transaction) for ``scenario``."""
@@ -117,6 +120,24 @@ class Steps:
             if scan is None:
                 return False
             scans.append(scan)
+        before = find_reading(
+            storage,
+            cell,
+            0,
+            anchored,
+            lambda r: r.label("stable") != "0" and r.t < min(lot.on_platform_ms for lot in lots),
+        )
+        if before is None:
+            return False
+        w0, w1 = (parse_envelope(x.cose)[1].value("weight") for x in (before, weighing))
+        if w0 is None or w1 is None:
+            return False
+        self.shipment = Shipment(
+            (w1 - w0).quantize(Decimal("0.001")),
+            weighing.t,
+            (before.hash, weighing.hash),
+            site.site_id,
+        )
         w_ev, _ = await evidence_of(client, weighing)
         issue = "receipts issued on IoT evidence"
         self.cite(issue, "receipt-weighing.cbor", "item", weighing.hash)
@@ -175,6 +196,10 @@ class Steps:
         if not s.receipts:
             return
         r1 = s.receipts[0]
+        ordered = sum((s.site.lots[lot].quantity_t for lot in s.lots), Decimal(0))
+        if self.shipment is None:
+            return
+        trade = await s.purchase.reconcile(ordered, self.shipment, s.clock())
         pledge = await c.pledge(r1, c.bank)
         rec = c.receipt(r1)
         self.r1_weight = rec["weight"]
@@ -183,6 +208,14 @@ class Steps:
         steps: dict[str, str] = {"pledge": pledge.text}
         applied = await c.apply(s.loan_id, [r1], amount)
         steps["apply"] = applied.text
+        steps["trade"] = (
+            f"{PURCHASE} {trade.status}"
+            + (f" ({'; '.join(trade.reasons)})" if trade.reasons else "")
+            if trade is not None
+            else f"{PURCHASE} not judged"
+        )
+        attached = await c.call("loans", "attach_trade", [s.loan_id, PURCHASE], c.bank)
+        steps["attach_trade"] = attached.text
         approved = await c.call("loans", "approve", [s.loan_id, RATE], c.bank)
         steps["approve"] = approved.text
         paid = False
@@ -193,13 +226,21 @@ class Steps:
             steps["disburse"] = disbursed.text
             paid = disbursed.ok
             self.cite("pledge and loan", "pledge-tx.cbor", "tx", pledge.tx_id)
+            self.cite(
+                "pledge and loan",
+                "purchase-attest-tx.cbor",
+                "tx",
+                s.purchase.attested.tx_id if s.purchase.attested else b"",
+            )
+            self.cite("pledge and loan", "attach-trade-tx.cbor", "tx", attached.tx_id)
             self.cite("pledge and loan", "disburse-tx.cbor", "tx", disbursed.tx_id)
             if paid:
                 s.note(s.monitor.add_loan(s.monitored_loan(amount), s.clock()))
         s.done(
             "pledge and loan",
             pledge.ok and paid,
-            f"{r1} pledged to {c.bank}; loan of {s.yuan(amount)} paid to {MILL}"
+            f"{r1} pledged to {c.bank}; loan of {s.yuan(amount)} on the reconciled purchase "
+            f"{PURCHASE}, paid to {MILL}"
             if paid
             else "; ".join(f"{k}: {v}" for k, v in steps.items()),
             amount=amount,

@@ -52,6 +52,7 @@ from tally.sim.finance_chain import (
     WARNING,
     FinanceChain,
 )
+from tally.sim.finance_purchase import Purchase
 from tally.sim.finance_steps import Steps
 from tally.sim.finance_watch import MonitorFeed
 
@@ -128,6 +129,7 @@ class FinanceStory:
         bank: str,
         bank_b: str,
         warehouse: str,
+        logistics: str,
         seed: int,
         removal_at: int,
     ) -> None:
@@ -139,6 +141,7 @@ class FinanceStory:
         """When the goods go missing (the site's scripted incident): an alert before it is false."""
         self.scenario = {name: Scenario(name, text) for name, text in EXPECTED.items()}
         data_dir.mkdir(parents=True, exist_ok=True)
+        self.purchase = Purchase(self.chain, data_dir, warehouse=warehouse, logistics=logistics)
         self.book = Book(
             f"sqlite:///{data_dir / 'bank-book.db'}",
             bank,
@@ -272,6 +275,7 @@ class FinanceStory:
             else "; ".join(report.discrepancies) or "no postings"
         )
         self.book.close()
+        self.purchase.close()
 
     def scenarios(self) -> list[dict[str, Any]]:
         return [s.to_json() for s in self.scenario.values()]

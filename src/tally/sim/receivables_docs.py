@@ -78,7 +78,15 @@ class Paper:
         return row
 
     async def contract(
-        self, trade: str, seller: str, buyer: str, qty: Decimal, t: int, window: tuple[int, int]
+        self,
+        trade: str,
+        seller: str,
+        buyer: str,
+        qty: Decimal,
+        t: int,
+        window: tuple[int, int],
+        goods: str = GOODS,
+        price: Decimal = PRICE,
     ) -> StoredDocument:
         s, b = self.companies[seller], self.companies[buyer]
         body = {
@@ -86,11 +94,11 @@ class Paper:
             "buyer": buyer,
             "seller_tax_id": s.tax_id,
             "buyer_tax_id": b.tax_id,
-            "goods": GOODS,
+            "goods": goods,
             "quantity": qty,
             "unit": "t",
-            "price": PRICE,
-            "amount": int(PRICE * qty),
+            "price": price,
+            "amount": int(price * qty),
             "currency": "CNY",
             "delivery_from": window[0],
             "delivery_to": window[1],
@@ -107,9 +115,10 @@ class Paper:
         qty: Decimal,
         number: str,
         t: int,
+        price: Decimal = PRICE,
     ) -> StoredDocument:
         s, b = self.companies[seller], self.companies[buyer]
-        total = int(PRICE * qty)
+        total = int(price * qty)
         amount = int((Decimal(total) / (1 + VAT)).to_integral_value())
         body = {
             "number": number,

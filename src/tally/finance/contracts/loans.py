@@ -12,7 +12,8 @@ function                               from state               to state
 ``apply(id, borrower, receipts,        (none)                   applied
 amount, term_days, seller,
 seller_account, consent)``
-``approve(id, rate)``                  applied                  approved
+``attach_trade(id, trade_id)``         applied                  applied (the trade attached)
+``approve(id, rate)``                  applied, with a trade    approved
 ``reject(id, reason)``                 applied, approved        rejected
 ``disburse(id, posting_hash)``         approved                 active
 ``accrue(id)``                         any disbursed state      (same), active after a cure
@@ -31,6 +32,12 @@ posting_hash)``                                                 shortfall remain
                                                                 off)
 =====================================  =======================  ===========================
 
+A loan pays for a purchase: before approval the bank attaches the reconciled trade it
+finances (``attach_trade``: bought by the borrower from the loan's seller, for at least the
+loan's amount), which claims the trade's invoices and waybills in the double-financing
+registry of :mod:`tally.finance.contracts.trades`; rejecting the application frees them, an
+approved loan keeps them (:mod:`tally.finance.contracts.loan_ops`).
+
 The loan record, the conditions of each transition and its refusals are in
 docs/finance-loans.md; the interest convention in :mod:`tally.finance.interest`; coverage in
 :mod:`tally.finance.coverage` and :mod:`tally.finance.contracts.coverage`. Every transition
@@ -47,7 +54,8 @@ from typing import Any
 
 from tally.finance import interest as i
 from tally.finance.consent import require
-from tally.finance.contracts import receipt_ops as ops
+from tally.finance.contracts import loan_ops as ops
+from tally.finance.contracts import receipt_ops
 from tally.finance.contracts.coverage import (
     below_line,
     check_limit,
@@ -70,7 +78,6 @@ from tally.finance.contracts.market import (
     ident,
     integer,
     require_role,
-    shown,
     text,
 )
 from tally.finance.contracts.parties import known_party
@@ -78,76 +85,10 @@ from tally.finance.keys import loan_key
 from tally.finance.receipt import iso
 from tally.ledger.contract import Context, Contract, ContractError, function
 
-POSTING_HASH_SIZE = 32
-MAX_RECEIPTS = 64
 MAX_AMOUNT = 10**15
 """The largest loan in fen (10 trillion CNY)."""
 MAX_TERM_DAYS = 3660
-ACCRUING = ("active", "margin_call", "overdue", "defaulted", "disposing")
-"""States in which interest accrues (the loan is disbursed and not closed)."""
-
-
-# -- reading and writing the loan --------------------------------------------------------------
-
-
-def _loan(ctx: Context, fn: str, loan_id: Any, *states: str) -> dict[str, Any]:
-    """The loan, its bank the creator, in one of ``states``; refuse otherwise."""
-    lid = ident(fn, "id", loan_id)
-    loan = ctx.get(loan_key(lid))
-    if loan is None:
-        raise ContractError(f"{fn}: loan {lid} does not exist")
-    if loan["bank"] != ctx.creator:
-        raise ContractError(
-            f"{fn}: loan {lid} is a loan of {loan['bank']!r}; {ctx.creator!r} may not {fn} it"
-        )
-    if loan["state"] not in states:
-        need = " or ".join(states)
-        raise ContractError(f"{fn}: loan {lid} is {loan['state']}, {fn} needs it {need}")
-    loan = dict(loan)
-    today = i.day(ctx.time)
-    if loan["state"] in ACCRUING and today > loan["accrued_to"]:
-        days = today - loan["accrued_to"]
-        loan["interest"] = i.add(loan["interest"], i.accrue(loan["principal"], loan["rate"], days))
-        loan["accrued_to"] = today
-    return loan
-
-
-def _put(ctx: Context, loan: dict[str, Any]) -> None:
-    loan["seq"] += 1
-    ctx.put(loan_key(loan["id"]), loan)
-
-
-def _posting(ctx: Context, fn: str, loan: dict[str, Any], value: Any) -> bytes:
-    if not isinstance(value, bytes) or len(value) != POSTING_HASH_SIZE:
-        got = f"{len(value)} bytes" if isinstance(value, bytes) else shown(value)
-        raise ContractError(
-            f"{fn}: posting_hash must be {POSTING_HASH_SIZE} bytes (the book posting's "
-            f"anchored hash), got {got}"
-        )
-    if value in loan["postings"]:
-        raise ContractError(
-            f"{fn}: posting {value.hex()[:16]}… is already recorded on loan {loan['id']}"
-        )
-    return value
-
-
-def _receipt_list(fn: str, value: Any) -> list[str]:
-    if not isinstance(value, list | tuple) or not value:
-        raise ContractError(f"{fn}: receipts must be a non-empty list, got {shown(value)}")
-    if len(value) > MAX_RECEIPTS:
-        raise ContractError(f"{fn}: at most {MAX_RECEIPTS} receipts, got {len(value)}")
-    out = [ident(fn, "receipt number", no) for no in value]
-    twice = sorted({no for no in out if out.count(no) > 1})
-    if twice:
-        raise ContractError(f"{fn}: receipt {twice[0]} is listed twice")
-    return out
-
-
-def _bounded(fn: str, name: str, value: Any, most: int) -> int:
-    n = integer(fn, name, value, 1)
-    if n > most:
-        raise ContractError(f"{fn}: {name} must be at most {most}, got {n}")
-    return n
+ACCRUING = ops.ACCRUING
 
 
 def _owed(loan: dict[str, Any]) -> int:
@@ -197,9 +138,9 @@ class Loans(Contract):
         if who == ctx.creator:
             raise ContractError(f"{fn}: the borrower must not be the lending bank {who!r}")
         known_party(ctx, who, f"{fn}: borrower")
-        nos = _receipt_list(fn, receipts)
-        amt = _bounded(fn, "amount", amount, MAX_AMOUNT)
-        term = _bounded(fn, "term_days", term_days, MAX_TERM_DAYS)
+        nos = ops.receipt_list(fn, receipts)
+        amt = ops.bounded(fn, "amount", amount, MAX_AMOUNT)
+        term = ops.bounded(fn, "term_days", term_days, MAX_TERM_DAYS)
         payee = ident(fn, "seller", seller)
         account = text(fn, "seller_account", seller_account, 64)
         if ctx.get(loan_key(lid)) is not None:
@@ -210,7 +151,8 @@ class Loans(Contract):
         loan: dict[str, Any] = {
             "v": 1, "id": lid, "bank": ctx.creator, "borrower": who, "receipts": nos,
             "commodity": None, "amount": amt, "currency": CURRENCY, "rate": None,
-            "term_days": term, "seller": payee, "seller_account": account, "state": "applied",
+            "term_days": term, "seller": payee, "seller_account": account, "trade": None,
+            "state": "applied",
             "principal": 0, "interest": Decimal(0), "accrued_to": None, "start": None,
             "maturity": None, "cash_margin": 0, "margin_call": None, "postings": [], "seq": 0,
         }  # fmt: skip
@@ -225,41 +167,52 @@ class Loans(Contract):
         return {"id": lid, "state": "applied", "commodity": loan["commodity"]}
 
     @function
+    def attach_trade(self, ctx: Context, loan_id: Any, trade_id: Any) -> dict[str, Any]:
+        fn = "attach_trade"
+        loan = ops.get_loan(ctx, fn, loan_id, "applied")
+        claimed = ops.attach_trade(ctx, fn, loan, trade_id)
+        ops.save(ctx, loan)
+        return {"id": loan["id"], "state": "applied", "trade": loan["trade"], "claimed": claimed}
+
+    @function
     def approve(self, ctx: Context, loan_id: Any, rate: Any) -> dict[str, Any]:
         fn = "approve"
-        loan = _loan(ctx, fn, loan_id, "applied")
+        loan = ops.get_loan(ctx, fn, loan_id, "applied")
         r = decimal(fn, "rate", rate)
         if not 0 < r < 1:
             raise ContractError(f"{fn}: rate must be in (0, 1) (annual, e.g. 0.0435), got {r:f}")
+        ops.approved_trade(ctx, fn, loan)
         link(ctx, fn, loan, loan["receipts"])
         check_limit(ctx, fn, loan)  # the linked receipts now secure it
         loan["rate"] = r
         loan["state"] = "approved"
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         return {"id": loan["id"], "state": "approved", "rate": r}
 
     @function
     def reject(self, ctx: Context, loan_id: Any, reason: Any) -> dict[str, Any]:
         fn = "reject"
-        loan = _loan(ctx, fn, loan_id, "applied", "approved")
+        loan = ops.get_loan(ctx, fn, loan_id, "applied", "approved")
         why = text(fn, "reason", reason)
         if loan["state"] == "approved":
-            unlink(ctx, fn, loan)
+            unlink(ctx, fn, loan)  # its trade's invoices stay claimed: they were financed
+        else:
+            ops.release_trade(ctx, fn, loan)
         loan["state"] = "rejected"
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         return {"id": loan["id"], "state": "rejected", "reason": why}
 
     @function
     def disburse(self, ctx: Context, loan_id: Any, posting_hash: Any) -> dict[str, Any]:
         fn = "disburse"
-        loan = _loan(ctx, fn, loan_id, "approved")
-        posting = _posting(ctx, fn, loan, posting_hash)
+        loan = ops.get_loan(ctx, fn, loan_id, "approved")
+        posting = ops.posting(fn, loan, posting_hash)
         check_limit(ctx, fn, loan)
         today = i.day(ctx.time)
         loan |= {"state": "active", "principal": loan["amount"], "start": today,
                  "maturity": today + loan["term_days"], "accrued_to": today}  # fmt: skip
         loan["postings"] = [*loan["postings"], posting]
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         return {
             "id": loan["id"], "state": "active", "amount": loan["amount"],
             "seller": loan["seller"], "seller_account": loan["seller_account"],
@@ -271,22 +224,22 @@ class Loans(Contract):
         fn = "accrue"
         lid = ident(fn, "id", loan_id)
         before = ctx.get(loan_key(lid))
-        loan = _loan(ctx, fn, lid, *ACCRUING)
+        loan = ops.get_loan(ctx, fn, lid, *ACCRUING)
         assert before is not None
         cured = _cure(ctx, loan)
         if loan["accrued_to"] == before["accrued_to"] and not cured:
             d = loan["accrued_to"]
             raise ContractError(f"{fn}: loan {lid} is accrued to {i.date_of(d)} (day {d}) already")
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         return {"id": lid, "state": loan["state"], "interest": loan["interest"],
                 "accrued_to": loan["accrued_to"], "cured": cured}  # fmt: skip
 
     @function
     def repay(self, ctx: Context, loan_id: Any, amount: Any, posting_hash: Any) -> dict[str, Any]:
         fn = "repay"
-        loan = _loan(ctx, fn, loan_id, "active", "margin_call", "overdue", "disposing")
+        loan = ops.get_loan(ctx, fn, loan_id, "active", "margin_call", "overdue", "disposing")
         amt = integer(fn, "amount", amount, 1)
-        posting = _posting(ctx, fn, loan, posting_hash)
+        posting = ops.posting(fn, loan, posting_hash)
         owed = _owed(loan)
         if amt > owed:
             raise ContractError(
@@ -307,7 +260,7 @@ class Loans(Contract):
         elif loan["state"] == "active" and to_principal > 0:
             out = release_pro_rata(ctx, loan, to_principal, before)
         cured = _cure(ctx, loan)
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         return {
             "id": loan["id"], "state": loan["state"], "interest_paid": to_interest,
             "principal_paid": to_principal, "principal": loan["principal"],
@@ -317,7 +270,7 @@ class Loans(Contract):
     @function
     def margin_call(self, ctx: Context, loan_id: Any, coverage: Any) -> dict[str, Any]:
         fn = "margin_call"
-        loan = _loan(ctx, fn, loan_id, "active")
+        loan = ops.get_loan(ctx, fn, loan_id, "active")
         claimed = decimal(fn, "coverage", coverage)
         params = collateral(ctx, loan).params
         c = loan_coverage(ctx, loan)
@@ -335,18 +288,18 @@ class Loans(Contract):
             )
         call = {"t": ctx.time, "deadline": ctx.time + params["cure_ms"], "coverage": c}
         loan |= {"state": "margin_call", "margin_call": call}
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         return {"id": loan["id"], "state": "margin_call", **call}
 
     @function
     def top_up(self, ctx: Context, loan_id: Any, receipts: Any) -> dict[str, Any]:
         fn = "top_up"
-        loan = _loan(ctx, fn, loan_id, "active", "margin_call")
-        nos = _receipt_list(fn, receipts)
+        loan = ops.get_loan(ctx, fn, loan_id, "active", "margin_call")
+        nos = ops.receipt_list(fn, receipts)
         link(ctx, fn, loan, nos)
         loan["receipts"] = [*loan["receipts"], *nos]
         cured = _cure(ctx, loan)
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         return {"id": loan["id"], "state": loan["state"], "cured": cured,
                 "coverage": loan_coverage(ctx, loan)}  # fmt: skip
 
@@ -355,13 +308,13 @@ class Loans(Contract):
         self, ctx: Context, loan_id: Any, amount: Any, posting_hash: Any
     ) -> dict[str, Any]:
         fn = "add_margin"
-        loan = _loan(ctx, fn, loan_id, "active", "margin_call")
+        loan = ops.get_loan(ctx, fn, loan_id, "active", "margin_call")
         amt = integer(fn, "amount", amount, 1)
-        posting = _posting(ctx, fn, loan, posting_hash)
+        posting = ops.posting(fn, loan, posting_hash)
         loan["cash_margin"] += amt
         loan["postings"] = [*loan["postings"], posting]
         cured = _cure(ctx, loan)
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         cover = loan_coverage(ctx, loan)
         return {"id": loan["id"], "state": loan["state"], "cured": cured,
                 "cash_margin": loan["cash_margin"], "coverage": cover}  # fmt: skip
@@ -369,7 +322,7 @@ class Loans(Contract):
     @function
     def overdue(self, ctx: Context, loan_id: Any) -> dict[str, Any]:
         fn = "overdue"
-        loan = _loan(ctx, fn, loan_id, "active", "margin_call")
+        loan = ops.get_loan(ctx, fn, loan_id, "active", "margin_call")
         today, due = i.day(ctx.time), loan["maturity"]
         if today <= due:
             raise ContractError(
@@ -377,13 +330,13 @@ class Loans(Contract):
                 f"{i.date_of(today)} (day {today})"
             )
         loan["state"] = "overdue"
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         return {"id": loan["id"], "state": "overdue", "owed": _owed(loan)}
 
     @function
     def default(self, ctx: Context, loan_id: Any) -> dict[str, Any]:
         fn = "default"
-        loan = _loan(ctx, fn, loan_id, "active", "margin_call", "overdue")
+        loan = ops.get_loan(ctx, fn, loan_id, "active", "margin_call", "overdue")
         lid, state = loan["id"], loan["state"]
         call = loan["margin_call"]
         if state == "overdue":
@@ -421,9 +374,9 @@ class Loans(Contract):
             was = rec["frozen"]["was"] if rec["state"] == "frozen" else rec["state"]
             frozen = {"by": ctx.creator, "reason": f"loan {lid} defaulted: {why}",
                       "t": ctx.time, "was": was}  # fmt: skip
-            ops.set_state(ctx, rec, "frozen", "loans.default", ctx.creator, frozen=frozen)
+            receipt_ops.set_state(ctx, rec, "frozen", "loans.default", ctx.creator, frozen=frozen)
         loan["state"] = "defaulted"
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         return {"id": lid, "state": "defaulted", "reason": why, "owed": _owed(loan)}
 
     @function
@@ -431,9 +384,9 @@ class Loans(Contract):
         self, ctx: Context, loan_id: Any, proceeds: Any, posting_hash: Any
     ) -> dict[str, Any]:
         fn = "dispose"
-        loan = _loan(ctx, fn, loan_id, "defaulted")
+        loan = ops.get_loan(ctx, fn, loan_id, "defaulted")
         got = integer(fn, "proceeds", proceeds, 0)
-        posting = _posting(ctx, fn, loan, posting_hash)
+        posting = ops.posting(fn, loan, posting_hash)
         disposed = release_all(ctx, loan, "disposal", "loans.dispose")
         recovered = got + loan["cash_margin"]
         owed = _owed(loan)
@@ -445,7 +398,7 @@ class Loans(Contract):
             loan |= {"state": "closed", "interest": Decimal(0)}
         else:
             loan["state"] = "disposing"
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         return {
             "id": loan["id"], "state": loan["state"], "disposed": disposed,
             "interest_paid": to_interest, "principal_paid": to_principal,
@@ -455,8 +408,8 @@ class Loans(Contract):
     @function
     def close(self, ctx: Context, loan_id: Any) -> dict[str, Any]:
         fn = "close"
-        loan = _loan(ctx, fn, loan_id, "disposing")
+        loan = ops.get_loan(ctx, fn, loan_id, "disposing")
         written_off = _owed(loan)
         loan |= {"state": "closed", "principal": 0, "interest": Decimal(0)}
-        _put(ctx, loan)
+        ops.save(ctx, loan)
         return {"id": loan["id"], "state": "closed", "written_off": written_off}
