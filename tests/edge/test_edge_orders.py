@@ -283,13 +283,14 @@ async def test_orders_reach_the_edge_are_revoked_skipped_and_retried(
     header, evidence = site.anchored_weighing(D(101), t)
     await chain.ok("anchoring", "anchor_batch", header, creator="wh")
     await chain.ok("receipts", "issue", receipt_fields("W-1", "100", t), [evidence], creator="wh")
-    terms = {"bank": "bank"}
-    holder = make_consent(sme, "sme-1", "receipts.pledge", "W-1", 0, terms)
-    custodian = make_consent(chain.created.keys["wh"], "wh", "receipts.pledge", "W-1", 0, terms)
+    terms, cid = {"bank": "bank"}, chain.created.genesis.chain
+    holder = make_consent(sme, cid, "sme-1", "receipts.pledge", "W-1", 0, terms)
+    wh_key = chain.created.keys["wh"]
+    custodian = make_consent(wh_key, cid, "wh", "receipts.pledge", "W-1", 0, terms)
     await chain.ok("receipts", "pledge", "W-1", "bank", holder, custodian)
     loan = {"bank": "bank", "receipts": ["W-1"], "amount": 300_000_000, "term_days": 90,
             "seller": "smelter", "seller_account": "6222 0000 1111"}  # fmt: skip
-    borrower = make_consent(sme, "sme-1", "loans.apply", "L-1", 0, loan)
+    borrower = make_consent(sme, cid, "sme-1", "loans.apply", "L-1", 0, loan)
     await chain.ok("loans", "apply", "L-1", "sme-1", ["W-1"], 300_000_000, 90, "smelter",
                    "6222 0000 1111", borrower)  # fmt: skip
     await attach_trade(chain, "L-1", 300_000_000)

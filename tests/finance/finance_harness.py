@@ -244,7 +244,7 @@ class FinanceChain:
         key = self.party_keys.get(party) or self.keys[party]
         if seq is None:
             seq = self.receipt(on)["seq"]
-        return make_consent(key, party, act, on, seq, terms)
+        return make_consent(key, self.genesis.chain, party, act, on, seq, terms)
 
     def issue(
         self, no: str = "W-1", weight: Decimal | str = "40", stock: Decimal | str = "100.2",

@@ -220,14 +220,14 @@ class LoanChain:
             "fees": {"rate": 5, "currency": "CNY"}, "insurance": None, "commodity": commodity,
         }  # fmt: skip
         rec = new_receipt(fields, "wh", self.t, [posting(f"reading {no}")])
-        ctx = Context(self.state, "wh", b"", self.t, {})
+        ctx = Context(self.state, "wh", b"", self.t, {}, chain=self.genesis.chain)
         put_new(ctx, rec)  # the record and its live-receipt index entry
         self.commit(ctx.writes())
         return rec
 
     def consent(self, party: str, act: str, on: str, seq: int, terms: Any) -> bytes:
         key = self.party_keys[party] if party in self.party_keys else self.keys[party]
-        return make_consent(key, party, act, on, seq, terms)
+        return make_consent(key, self.genesis.chain, party, act, on, seq, terms)
 
     def pledge(self, no: str, bank: str = "bank") -> None:
         """Pledge receipt ``no`` to ``bank`` with its holder's and custodian's consents."""

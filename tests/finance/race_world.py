@@ -150,7 +150,7 @@ class World:
 
     def consent(self, party: str, act: str, on: str, seq: int, terms: Any) -> bytes:
         key = self.party_keys[party] if party in self.party_keys else self.c.keys[party]
-        return make_consent(key, party, act, on, seq, terms)
+        return make_consent(key, self.c.genesis.chain, party, act, on, seq, terms)
 
     async def issue(self, weights: Mapping[str, str]) -> None:
         """Receipts of these weights for sme-1 at S/A1, against one anchored weighing of all
@@ -213,7 +213,8 @@ class World:
 
     def coverage(self, org: str, loan_id: str) -> Decimal | None:
         """Loan ``loan_id``'s coverage on ``org``'s peer, as the contracts compute it."""
-        ctx = Context(self.c.peers[org].state, org, b"", self.clock(), {})
+        chain = self.c.genesis.chain
+        ctx = Context(self.c.peers[org].state, org, b"", self.clock(), {}, chain=chain)
         loan = ctx.get(loan_key(loan_id))
         assert loan is not None, f"{org} has no loan {loan_id}"
         return loan_coverage(ctx, loan)

@@ -119,13 +119,13 @@ class World:
         await self.ok("anchoring", "anchor_batch", header, creator="wh")
         f = fields("W-1", "100", period={"from": now, "to": now + 60 * 86_400_000})
         await self.ok("receipts", "issue", f, self.site.evidence(leaves, 0), creator="wh")
-        terms = {"bank": "bank"}
-        holder = make_consent(self.borrower, "sme-1", "receipts.pledge", "W-1", 0, terms)
-        custodian = make_consent(self.wh_key, "wh", "receipts.pledge", "W-1", 0, terms)
+        terms, cid = {"bank": "bank"}, self.c.genesis.chain
+        holder = make_consent(self.borrower, cid, "sme-1", "receipts.pledge", "W-1", 0, terms)
+        custodian = make_consent(self.wh_key, cid, "wh", "receipts.pledge", "W-1", 0, terms)
         await self.ok("receipts", "pledge", "W-1", "bank", holder, custodian)
         apply = {"bank": "bank", "receipts": ["W-1"], "amount": AMOUNT, "term_days": 90,
                  "seller": "smelter", "seller_account": "6222 0000 1111"}  # fmt: skip
-        consent = make_consent(self.borrower, "sme-1", "loans.apply", "L-1", 0, apply)
+        consent = make_consent(self.borrower, cid, "sme-1", "loans.apply", "L-1", 0, apply)
         await self.ok("loans", "apply", "L-1", "sme-1", ["W-1"], AMOUNT, 90, "smelter",
                       "6222 0000 1111", consent)  # fmt: skip
         # the purchase it pays for: a minimal reconciled trade, attested and attached

@@ -30,7 +30,8 @@ def chain(tmp_path: Path) -> Iterator[FinanceChain]:
 
 
 def check(chain: FinanceChain, evidence: Any, site: str | None = SITE) -> ProvenReading:
-    ctx = Context(chain.state, "bank", b"tx", chain.t, members_view(chain.state, chain.genesis))
+    members = members_view(chain.state, chain.genesis)
+    ctx = Context(chain.state, "bank", b"tx", chain.t, members, chain=chain.genesis.chain)
     p = verify_reading(ctx, evidence, site)
     assert ctx.writes() == ()
     return p

@@ -263,7 +263,7 @@ def test_approve_refuses_a_trade_that_is_no_longer_reconciled(chain: LoanChain) 
     chain.trade("T-1", AMOUNT)
     chain.ok("loans", "attach_trade", "L1", "T-1")
     rec = {**chain.get(trade_key("T-1")), "status": "flagged", "reasons": ["related parties"]}
-    ctx = Context(chain.state, "bank", b"", chain.t, {})
+    ctx = Context(chain.state, "bank", b"", chain.t, {}, chain=chain.genesis.chain)
     ctx.put(trade_key("T-1"), rec)
     chain.commit(ctx.writes())
     assert chain.refused("loans", "approve", "L1", RATE) == (

@@ -833,15 +833,15 @@ async def test_a_loan_on_a_running_consortium(tmp_path: Path) -> None:
         await submit("anchoring", "anchor_batch", site.header(leaves, now - 10, now), creator="wh")
         f = fields("W-1", "100", period={"from": now, "to": now + 60 * 86_400_000})
         await submit("receipts", "issue", f, site.evidence(leaves, 0), creator="wh")
-        terms = {"bank": "bank"}
-        await submit("receipts", "pledge", "W-1", "bank",
-                     make_consent(borrower, "sme-1", "receipts.pledge", "W-1", 0, terms),
-                     make_consent(wh_key, "wh", "receipts.pledge", "W-1", 0, terms))  # fmt: skip
+        terms, cid = {"bank": "bank"}, c.genesis.chain
+        holder = make_consent(borrower, cid, "sme-1", "receipts.pledge", "W-1", 0, terms)
+        custodian = make_consent(wh_key, cid, "wh", "receipts.pledge", "W-1", 0, terms)
+        await submit("receipts", "pledge", "W-1", "bank", holder, custodian)
 
         amount = 300_000_000
         apply_terms = {"bank": "bank", "receipts": ["W-1"], "amount": amount, "term_days": 90,
                        "seller": "smelter", "seller_account": "6222 0000 1111"}  # fmt: skip
-        consent = make_consent(borrower, "sme-1", "loans.apply", "L-1", 0, apply_terms)
+        consent = make_consent(borrower, cid, "sme-1", "loans.apply", "L-1", 0, apply_terms)
         await submit("loans", "apply", "L-1", "sme-1", ["W-1"], amount, 90, "smelter",
                      "6222 0000 1111", consent)  # fmt: skip
         # the purchase the loan pays for, reconciled and attested, then attached

@@ -315,8 +315,8 @@ def test_only_the_holder_accepts(chain: NoteChain) -> None:
 
 def test_a_forged_consent_is_refused(chain: NoteChain) -> None:
     chain.live("N1")
-    forged = make_consent(SigningKey.generate(INTL), "sup-1", "notes.transfer", "N1", 1,
-                          {"to": "sup-2"})  # fmt: skip
+    forged = make_consent(SigningKey.generate(INTL), chain.genesis.chain, "sup-1",
+                          "notes.transfer", "N1", 1, {"to": "sup-2"})  # fmt: skip
     assert chain.refused("notes", "transfer", "N1", "sup-2", forged) == (
         "notes.transfer of N1: consent of 'sup-1': the signature does not verify with the key "
         "of 'sup-1'"

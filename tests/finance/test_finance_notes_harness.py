@@ -188,7 +188,7 @@ class NoteChain:
         key = self.party_keys[party] if party in self.party_keys else self.keys[party]
         if seq is None:
             seq = self.note(on)["seq"]
-        return make_consent(key, party, act, on, seq, terms)
+        return make_consent(key, self.genesis.chain, party, act, on, seq, terms)
 
     def due(self, days: int) -> int:
         """A due time ``days`` business days after today, at 10:00."""

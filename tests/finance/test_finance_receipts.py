@@ -619,9 +619,8 @@ def test_a_full_lifecycle_keeps_one_controller_and_the_index(chain: FinanceChain
 
 
 def op_ctx(chain: FinanceChain, creator: str = "bank") -> Context:
-    return Context(
-        chain.state, creator, b"tx", chain.t + 1, members_view(chain.state, chain.genesis)
-    )
+    members = members_view(chain.state, chain.genesis)
+    return Context(chain.state, creator, b"tx", chain.t + 1, members, chain=chain.genesis.chain)
 
 
 def test_release_weight_for_a_disposal_keeps_the_rest_frozen(chain: FinanceChain) -> None:

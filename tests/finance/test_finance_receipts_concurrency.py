@@ -134,10 +134,11 @@ async def test_two_banks_racing_to_pledge_one_receipt_exactly_one_wins(world: Wo
     await world.ok("receipts", "issue", world.fields("W-1", "40"), [ev], creator="wh")
     c = world.c
     txs = {}
+    cid = c.genesis.chain
     for bank in ("bank-a", "bank-b"):
         terms = {"bank": bank}
-        holder = make_consent(world.sme, "sme-1", "receipts.pledge", "W-1", 0, terms)
-        custodian = make_consent(c.keys["wh"], "wh", "receipts.pledge", "W-1", 0, terms)
+        holder = make_consent(world.sme, cid, "sme-1", "receipts.pledge", "W-1", 0, terms)
+        custodian = make_consent(c.keys["wh"], cid, "wh", "receipts.pledge", "W-1", 0, terms)
         # both endorsed against the same state, before either is ordered: both pass there
         txs[bank] = world.transaction("receipts", "pledge", ["W-1", bank, holder, custodian], bank)
     results = await asyncio.gather(
@@ -154,8 +155,8 @@ async def test_two_banks_racing_to_pledge_one_receipt_exactly_one_wins(world: Wo
         assert (rec["state"], rec["pledgee"], rec["seq"]) == ("pledged", winner, 1)
     # the loser tries again with fresh consents: refused at endorsement, with the reason
     terms = {"bank": loser}
-    holder = make_consent(world.sme, "sme-1", "receipts.pledge", "W-1", 1, terms)
-    custodian = make_consent(c.keys["wh"], "wh", "receipts.pledge", "W-1", 1, terms)
+    holder = make_consent(world.sme, cid, "sme-1", "receipts.pledge", "W-1", 1, terms)
+    custodian = make_consent(c.keys["wh"], cid, "wh", "receipts.pledge", "W-1", 1, terms)
     r = await c.submit("receipts", "pledge", ["W-1", loser, holder, custodian], loser,
                        timeout=TIMEOUT)  # fmt: skip
     assert (r.code, r.error) == ("contract_error", f"receipt W-1 is pledged to {winner}")

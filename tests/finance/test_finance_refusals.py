@@ -123,7 +123,7 @@ def consent(c: FinanceChain, party: str, fn: str, terms: Any, seq: int | None = 
 
 def forged(c: FinanceChain, signer: str, party: str, fn: str, terms: Any) -> bytes:
     key = c.party_keys.get(signer) or c.keys[signer]
-    return make_consent(key, party, f"receipts.{fn}", "W-1", 0, terms)
+    return make_consent(key, c.genesis.chain, party, f"receipts.{fn}", "W-1", 0, terms)
 
 
 def pledge(c: FinanceChain, hc: bytes | None = None, cc: bytes | None = None,
@@ -403,8 +403,8 @@ LOAN_CASES: list[Case] = [
      lambda c, _: ("loans", "top_up", ("L1", ["T1"]), "bank"),
      lambda end: f"top_up: receipt T1 expired at {iso(end)}"),
     ("forged_apply_consent", pledged_r1,
-     lambda c, _: apply_with(c, "L1", make_consent(c.keys["bank"], "sme", "loans.apply", "L1",
-                                                   0, APPLY_TERMS)),
+     lambda c, _: apply_with(c, "L1", make_consent(c.keys["bank"], c.genesis.chain, "sme",
+                                                   "loans.apply", "L1", 0, APPLY_TERMS)),
      "loans.apply of L1: consent of 'sme': the signature does not verify with the key of 'sme'"),
     ("apply_consent_replayed_for_another_loan", pledged_r1,
      lambda c, _: apply_with(c, "L2", c.apply_args("L1", ["R1"], 300_000_000)[7]),

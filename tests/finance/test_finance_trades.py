@@ -172,16 +172,17 @@ def test_a_bank_anchors_its_customers_document(chain: TradeChain) -> None:
 
 def test_the_owner_consents_to_its_documents_anchor(chain: TradeChain) -> None:
     h = parse_document(document("invoice")).salted_hash(SALT)
-    terms = {"kind": "invoice", "hash": h, "trade": "T-1"}
-    consent = make_consent(KEYS[SELLER], SELLER, "trades.anchor", h.hex(), 0, terms)
+    terms, cid = {"kind": "invoice", "hash": h, "trade": "T-1"}, chain.genesis.chain
+    consent = make_consent(KEYS[SELLER], cid, SELLER, "trades.anchor", h.hex(), 0, terms)
     agreed = {"hash": h, "kind": "invoice", "trade": "T-2"}  # as decoded: CBOR key order
-    bad = make_consent(KEYS[SELLER], SELLER, "trades.anchor", h.hex(), 0, {**terms, "trade": "T-2"})
+    bad = make_consent(KEYS[SELLER], cid, SELLER, "trades.anchor", h.hex(), 0,
+                       {**terms, "trade": "T-2"})  # fmt: skip
     assert chain.refused("trades", "anchor", "invoice", h, "T-1", bad, creator=BUYER) == (
         f"trades.anchor of {h.hex()}: consent of {SELLER!r}: it agrees to terms "
         f"{agreed!r}, the proposal has {terms!r}"
     )
-    forged = make_consent(SigningKey(INTL, b"\x01" * 32), SELLER, "trades.anchor", h.hex(), 0,
-                          terms)  # fmt: skip
+    forged = make_consent(SigningKey(INTL, b"\x01" * 32), cid, SELLER, "trades.anchor", h.hex(),
+                          0, terms)  # fmt: skip
     assert chain.refused("trades", "anchor", "invoice", h, "T-1", forged, creator=BUYER) == (
         f"trades.anchor of {h.hex()}: consent of {SELLER!r}: the signature does not verify with "
         f"the key of {SELLER!r}"

@@ -130,8 +130,8 @@ class NotesChain:
         """(fn, args, creator) of family ``f``'s note operations, consents signed."""
         nid = family_id(f)
         yield "issue", (nid, self.parties[0], ROOT_AMOUNT, DUE, trade_id(f)), "core"
-        first = self.parties[0]
-        accept = make_consent(self.party_keys[first], first, "notes.accept", nid, 0, None)
+        first, chain = self.parties[0], self.genesis.chain
+        accept = make_consent(self.party_keys[first], chain, first, "notes.accept", nid, 0, None)
         yield "accept", (nid, accept), "bank"
         amount = ROOT_AMOUNT
         for k in range(self.tiers - 1):
@@ -140,9 +140,9 @@ class NotesChain:
             children = [{"id": keep, "amount": amount // 2},
                         {"id": give, "amount": amount - amount // 2}]  # fmt: skip
             key = self.party_keys[holder]
-            c = make_consent(key, holder, "notes.split", nid, 1, {"children": children})
+            c = make_consent(key, chain, holder, "notes.split", nid, 1, {"children": children})
             yield "split", (nid, children, c), "bank"
-            c = make_consent(key, holder, "notes.transfer", give, 0, {"to": nxt})
+            c = make_consent(key, chain, holder, "notes.transfer", give, 0, {"to": nxt})
             yield "transfer", (give, nxt, c), "bank"
             nid, amount = give, amount - amount // 2
 

@@ -214,7 +214,8 @@ class Executor:
         return None if found is None else found[0]
 
     def _ctx(self) -> Context:
-        return Context(self.state, self.bank, b"", 0, {})
+        # a read-only view for loan_coverage: no transaction, so no members, chain or consent
+        return Context(self.state, self.bank, b"", 0, {}, chain=b"")
 
     async def _submit(self, contract: str, fn: str, *args: Any) -> TxResult:
         return await self.ledger.submit(contract, fn, list(args), creator=self.bank)

@@ -10,6 +10,7 @@ A consent is a COSE_Sign1 with ``cty`` ``application/tally.consent+cbor`` and ``
 party id, over the deterministic CBOR map::
 
     {"v": 1,
+     "chain": bstr,      ; the consortium's chain id (the genesis hash, as in proposals)
      "party": tstr,      ; the consenting party (= kid)
      "act": tstr,        ; the transition, "<contract>.<fn>", e.g. "receipts.pledge"
      "on": tstr,         ; its subject: a receipt number, a loan id
@@ -19,10 +20,12 @@ party id, over the deterministic CBOR map::
 
 :func:`require` is what a contract calls: nothing is needed when the party is the creator
 and no consent is given; otherwise the consent must verify with the party's key (its
-``party/<id>`` record, not revoked, or the member's current key) and name exactly this act,
-subject, seq and terms. Each refusal says which of these failed, e.g. ``receipts.pledge of
-W-1: consent of 'sme-1' is for seq 2, W-1 is at seq 3 (a consent is good for one
-transition)``.
+``party/<id>`` record, not revoked, or the member's current key) and name exactly this chain
+(``ctx.chain``), act, subject, seq and terms. The chain id binds a consent to one
+consortium: a party using one key on two chains (a test chain and the production chain, say)
+with the same receipt numbers cannot have a consent replayed from one to the other. Each
+refusal says which of these failed, e.g. ``receipts.pledge of W-1: consent of 'sme-1': it is
+for seq 2, W-1 is at seq 3 (a consent is good for one transition)``.
 """
 
 from __future__ import annotations
@@ -48,13 +51,14 @@ from tally.ledger.contract import Context, ContractError, normalise
 from tally.ledger.contracts.membership import current_member, member_verify_key
 
 CTY_CONSENT = "application/tally.consent+cbor"
-_KEYS = {"v", "party", "act", "on", "seq", "terms"}
+_KEYS = {"v", "chain", "party", "act", "on", "seq", "terms"}
 
 
 @dataclass(frozen=True)
 class Consent:
     """The decoded payload of a consent."""
 
+    chain: bytes
     party: str
     act: str
     on: str
@@ -65,6 +69,7 @@ class Consent:
         return cbor.encode(
             {
                 "v": F.FORMAT_VERSION,
+                "chain": self.chain,
                 "party": self.party,
                 "act": self.act,
                 "on": self.on,
@@ -74,9 +79,12 @@ class Consent:
         )
 
 
-def make_consent(key: SigningKey, party: str, act: str, on: str, seq: int, terms: Any) -> bytes:
-    """The COSE_Sign1 bytes of ``party``'s consent to ``act`` on ``on`` at ``seq``."""
-    return sign1(key, CTY_CONSENT, party, Consent(party, act, on, seq, terms).to_cbor())
+def make_consent(
+    key: SigningKey, chain: bytes, party: str, act: str, on: str, seq: int, terms: Any
+) -> bytes:
+    """The COSE_Sign1 bytes of ``party``'s consent to ``act`` on ``on`` at ``seq``, on the
+    chain whose id (the genesis chain id) is ``chain``."""
+    return sign1(key, CTY_CONSENT, party, Consent(chain, party, act, on, seq, terms).to_cbor())
 
 
 def decode_consent(payload: bytes) -> Consent:
@@ -87,6 +95,7 @@ def decode_consent(payload: bytes) -> Consent:
     if seq < 0:
         raise DecodeError(where, f"field 'seq' must not be negative, got {seq}")
     return Consent(
+        chain=F.field(obj, "chain", bytes, where),
         party=F.field(obj, "party", str, where),
         act=F.field(obj, "act", str, where),
         on=F.field(obj, "on", str, where),
@@ -122,6 +131,13 @@ def _party_verify_key(ctx: Context, party: str, suite_name: str, what: str) -> V
         raise ContractError(f"{what}: the registered key of {party!r}: {exc}") from None
 
 
+def _short(chain: bytes) -> str:
+    """A chain id as its first 8 bytes in hex and an ellipsis (the whole id if no longer)."""
+    if not chain:
+        return "(empty)"
+    return chain.hex() if len(chain) <= 8 else f"{chain[:8].hex()}…"
+
+
 def _same(a: Any, b: Any) -> bool:
     return cbor.encode(normalise(a)) == cbor.encode(normalise(b))
 
@@ -130,7 +146,8 @@ def require(
     ctx: Context, party: str, act: str, on: str, seq: int, terms: Any, consent: Any
 ) -> None:
     """Refuse (ContractError) unless ``party`` agrees to ``act`` on ``on`` at ``seq`` with
-    ``terms``: it is the creator and gives no consent, or ``consent`` is its valid consent."""
+    ``terms``: it is the creator and gives no consent, or ``consent`` is its valid consent
+    for this chain (``ctx.chain``)."""
     what = f"{act} of {on}: consent of {party!r}"
     if consent is None:
         if party == ctx.creator:
@@ -155,6 +172,10 @@ def require(
         raise ContractError(f"{what}: {exc}") from None
     if c.party != party:
         raise ContractError(f"{what}: it names party {c.party!r}")
+    if c.chain != ctx.chain:
+        raise ContractError(
+            f"{what}: it is for chain {_short(c.chain)}, this is {_short(ctx.chain)}"
+        )
     if c.act != act:
         raise ContractError(f"{what}: it is a consent to {c.act!r}")
     if c.on != on:

@@ -147,7 +147,8 @@ def _key(key: Any) -> str:
 
 class Context:
     """What a contract function sees of the world: the state (reads recorded), its pending
-    writes, and the proposal's creator, transaction id and time."""
+    writes, and the proposal's creator, transaction id, time and chain id (``chain``: the
+    genesis chain id the proposal names, which consents are bound to)."""
 
     def __init__(
         self,
@@ -156,7 +157,10 @@ class Context:
         tx_id: bytes,
         time: int,
         members: Mapping[str, Member],
+        *,
+        chain: bytes,
     ) -> None:
+        self.chain = chain
         self.creator = creator
         self.tx_id = tx_id
         self.time = time
@@ -291,7 +295,7 @@ def execute(
     arity = _arity(method)
     if not arity.accepts(len(proposal.args)):
         return _fail(f"bad arguments: {proposal.fn} takes {arity}, got {len(proposal.args)}")
-    ctx = Context(state, proposal.creator, tx_id, proposal.t, members)
+    ctx = Context(state, proposal.creator, tx_id, proposal.t, members, chain=proposal.chain)
     try:
         result = normalise(method(ctx, *proposal.args))
     except ContractError as exc:

@@ -65,6 +65,8 @@ class FinanceChain:
 
     def __init__(self, consortium: Consortium, bank: str, bank_b: str, warehouse: str) -> None:
         self.c = consortium
+        self.chain_id = consortium.genesis.chain
+        """The consortium's chain id, which every consent the story makes names."""
         self.bank, self.bank_b, self.warehouse = bank, bank_b, warehouse
         self.trader_key = SigningKey.generate(consortium.genesis.suite)
         self.mill_key = SigningKey.generate(consortium.genesis.suite)
@@ -122,7 +124,7 @@ class FinanceChain:
     def chain_coverage(self, loan_id: str, t: int) -> Decimal | None:
         """The loan's coverage as the contracts compute it (issued weights, on-chain price)."""
         peer = self.c.peers[self.bank]
-        ctx = Context(peer.state, self.bank, b"", t, peer.members())
+        ctx = Context(peer.state, self.bank, b"", t, peer.members(), chain=self.chain_id)
         return loan_coverage(ctx, self.loan(loan_id))
 
     # -- setting up -----------------------------------------------------------------------------
@@ -146,11 +148,11 @@ class FinanceChain:
     # -- consents -------------------------------------------------------------------------------
 
     def trader_consent(self, act: str, on: str, seq: int, terms: Any) -> bytes:
-        return make_consent(self.trader_key, TRADER, act, on, seq, terms)
+        return make_consent(self.trader_key, self.chain_id, TRADER, act, on, seq, terms)
 
     def custodian_consent(self, act: str, on: str, seq: int, terms: Any) -> bytes:
         key = self.c.keys[self.warehouse]
-        return make_consent(key, self.warehouse, act, on, seq, terms)
+        return make_consent(key, self.chain_id, self.warehouse, act, on, seq, terms)
 
     async def pledge(self, no: str, bank: str) -> Outcome:
         """The trader and the warehouse consent; ``bank`` takes the pledge."""

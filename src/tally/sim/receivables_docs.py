@@ -70,7 +70,8 @@ class Paper:
             out = await self.chain.call("trades", "anchor", [kind, row.hash, trade], owner)
         else:
             terms = {"kind": kind, "hash": row.hash, "trade": trade}
-            consent = make_consent(co.key, owner, "trades.anchor", row.hash.hex(), 0, terms)
+            chain = self.chain.chain_id
+            consent = make_consent(co.key, chain, owner, "trades.anchor", row.hash.hex(), 0, terms)
             args = [kind, row.hash, trade, consent]
             out = await self.chain.call("trades", "anchor", args, self.chain.bank)
         if not out.ok:

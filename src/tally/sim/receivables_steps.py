@@ -218,7 +218,8 @@ class RSteps:
         s = self.s
         rec = s.note(note)
         key = s.companies[holder].key
-        consent = make_consent(key, holder, f"{contract}.{fn}", note, rec.get("seq", 0), terms)
+        act, seq = f"{contract}.{fn}", rec.get("seq", 0)
+        consent = make_consent(key, s.chain.chain_id, holder, act, note, seq, terms)
         return await s.chain.call(contract, fn, [note, *args, consent], creator or s.bank)
 
     async def _tiers(self) -> None:
