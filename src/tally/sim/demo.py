@@ -48,7 +48,6 @@ from tally.device.publish.coap import CoapPublisher
 from tally.device.publish.http import HttpPublisher
 from tally.device.publish.mqtt import MqttPublisher
 from tally.device.sim import Site, build_demo_site, demo_incidents
-from tally.device.sim.incidents import DEVICE_UNPLUGGED, GOODS_REMOVED_AT_NIGHT
 from tally.edge.config import load_edge_config
 from tally.edge.gateway import EdgeGateway
 from tally.edge.service import EdgeService
@@ -60,9 +59,17 @@ from tally.sim.display import Display
 from tally.sim.finance_chain import FinanceChain
 from tally.sim.finance_story import FinanceStory
 from tally.sim.fleet import COAP, HTTP, MQTT, Fleet, Outgoing
+from tally.sim.orgs import (
+    ORG_BANK,
+    ORG_LOGISTICS,
+    ORG_ROLES,
+    ORG_WAREHOUSE,
+    ORGS,
+)
 from tally.sim.provision import DeviceSpec, Provisioned, provision
 from tally.sim.receivables_story import ReceivablesStory
 from tally.sim.rules import demo_rules
+from tally.sim.stories import finance_story, receivables_story
 
 TIME_SCALE = 60
 """Simulated seconds per wall second."""
@@ -74,24 +81,6 @@ HEARTBEAT_MS = 60_000
 OFFLINE_MS = 240_000
 WARMUP_S = 0.5
 
-ORG_BANK = "bank"
-ORG_BANK_B = "bank-b"
-ORG_CORE = "core"
-ORG_WAREHOUSE = "warehouse"
-ORG_LOGISTICS = "logistics"
-ORG_REGULATOR = "regulator"
-ORG_ROLES = {
-    ORG_BANK: "bank",
-    ORG_BANK_B: "bank",
-    ORG_CORE: "core_enterprise",
-    ORG_WAREHOUSE: "warehouse",
-    ORG_LOGISTICS: "logistics",
-    ORG_REGULATOR: "regulator",
-}
-"""The consortium's members and their roles; the cloud is the first bank's, the second bank
-is the one that tries to take a receipt already pledged, and the core enterprise issues the
-receivable notes its suppliers pass down their tiers."""
-ORGS = tuple(ORG_ROLES)
 ANCHOR_DRAIN_S = 30.0
 """How long the end of the run waits for every stored batch to be anchored."""
 
@@ -256,44 +245,18 @@ class Demo:
         return EdgeService(gateway, listen_http=0, listen_coap=0)
 
     def _story(self, consortium: Consortium) -> FinanceStory:
-        """The financing story, at the location where the goods go missing at night."""
-        theft = next(i for i in self.incidents if i.kind == GOODS_REMOVED_AT_NIGHT)
-        return FinanceStory(
+        return finance_story(
             consortium,
             self.site,
-            theft.param("location") or "",
+            self.incidents,
             self.clock,
             self.data_dir / "bank",
-            bank=ORG_BANK,
-            bank_b=ORG_BANK_B,
-            warehouse=ORG_WAREHOUSE,
-            logistics=ORG_LOGISTICS,
-            seed=self.opts.seed,
-            removal_at=theft.at_ms,
+            self.opts.seed,
         )
 
     def _receivables(self, consortium: Consortium, chain: FinanceChain) -> ReceivablesStory:
-        """The receivables story, at a storage bay of its own (not the one goods go missing
-        from, not one whose load cell gets unplugged, not the yard)."""
-        busy = {i.param("location") for i in self.incidents if i.kind == GOODS_REMOVED_AT_NIGHT}
-        dark = {i.device_id for i in self.incidents if i.kind == DEVICE_UNPLUGGED}
-        site = self.site
-        bays = sorted(
-            loc
-            for loc, dev in site.locations.items()
-            if loc not in busy and dev not in dark and site.devices[dev].profile == "load_cell"
-        )
-        return ReceivablesStory(
-            consortium,
-            site,
-            bays[0],
-            self.clock,
-            self.data_dir / "bank",
-            bank=ORG_BANK,
-            core=ORG_CORE,
-            warehouse=ORG_WAREHOUSE,
-            logistics=ORG_LOGISTICS,
-            chain=chain,
+        return receivables_story(
+            consortium, chain, self.site, self.incidents, self.clock, self.data_dir / "bank"
         )
 
     # the run -----------------------------------------------------------------------------

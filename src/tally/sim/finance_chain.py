@@ -16,7 +16,7 @@ from tally.cloud.anchoring import ConsortiumLink
 from tally.crypto import SigningKey
 from tally.finance.consent import make_consent
 from tally.finance.contracts.coverage import loan_coverage
-from tally.finance.keys import loan_key, receipt_key
+from tally.finance.keys import loan_key, price_key, receipt_key
 from tally.ledger.consortium import Consortium, TxResult
 from tally.ledger.contract import Context
 from tally.ledger.errors import EndorsementFailed, LedgerError
@@ -36,6 +36,7 @@ WARNING, DISPOSAL = Decimal("1.30"), Decimal("1.20")
 CURE_MS = 4 * 3_600_000
 RATE = Decimal("0.0435")
 TERM_DAYS = 90
+DAY_MS = 86_400_000
 
 
 class StoryError(RuntimeError):
@@ -115,6 +116,11 @@ class FinanceChain:
             raise StoryError(f"receipt {no} is not on the chain")
         return dict(rec)
 
+    def price(self, commodity: str) -> Decimal:
+        """The commodity's price on chain (0 when none is set)."""
+        got = self.state(price_key(commodity))
+        return Decimal(got["price"]) if got else Decimal(0)
+
     def loan(self, loan_id: str) -> dict[str, Any]:
         loan = self.state(loan_key(loan_id))
         if loan is None:
@@ -174,3 +180,31 @@ class FinanceChain:
         consent = self.trader_consent("loans.apply", loan_id, 0, terms)
         args = [loan_id, TRADER, receipts, amount, TERM_DAYS, MILL, f"{MILL}/deposit", consent]
         return await self.call("loans", "apply", args, self.bank)
+
+
+def receipt_fields(
+    no: str, lot: str, weight: Decimal, site: str, location: str, t: int
+) -> dict[str, Any]:
+    """A receipt's GB/T 30332-2024 elements for ``weight`` t of hot-rolled coil."""
+    coils = max(1, int(weight / Decimal("4")))
+    return {
+        "no": no,
+        "depositor": TRADER,
+        "goods": "hot-rolled steel coil (simulated)",
+        "spec": "Q235B 2.75 x 1250 mm, GB/T 3274-2017",
+        "quantity": Decimal(coils),
+        "unit": "coil",
+        "weight": weight,
+        "packaging": "bare coils, steel-strapped",
+        "lot": lot,
+        "site": site,
+        "location": location,
+        "period": {"from": t, "to": t + 90 * DAY_MS},
+        "fees": {"rate": 80, "currency": "CNY"},
+        "insurance": {
+            "insurer": "Simulated Insurance Co.",
+            "policy": f"PI-{no}",
+            "amount": int(weight * 4000 * 100),
+        },
+        "commodity": STEEL,
+    }

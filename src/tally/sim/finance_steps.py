@@ -14,12 +14,20 @@ import httpx
 from tally.cloud.storage.api import Storage
 from tally.device.envelope import Reading, parse_envelope
 from tally.finance import book_postings as P
-from tally.finance.keys import price_key, relord_prefix
+from tally.finance.keys import relord_prefix
 from tally.finance.monitor_model import PledgedReceipt, Ref
 from tally.finance.orders import ReleaseOrder
 from tally.finance.prices import PriceTick
 from tally.ledger.errors import LedgerError
-from tally.sim.finance_chain import MILL, PLEDGE_RATE, RATE, STEEL, TRADER, Outcome
+from tally.sim.finance_chain import (
+    MILL,
+    PLEDGE_RATE,
+    RATE,
+    STEEL,
+    TRADER,
+    Outcome,
+    receipt_fields,
+)
 from tally.sim.finance_purchase import PURCHASE
 from tally.sim.finance_watch import chain_has_batch, evidence_of, find_reading
 from tally.sim.receivables_docs import Shipment
@@ -203,7 +211,7 @@ class Steps:
         pledge = await c.pledge(r1, c.bank)
         rec = c.receipt(r1)
         self.r1_weight = rec["weight"]
-        value = rec["weight"] * c_price(s)
+        value = rec["weight"] * s.chain.price(STEEL)
         amount = int((PLEDGE_RATE * value * 100).to_integral_value(rounding=ROUND_FLOOR))
         steps: dict[str, str] = {"pledge": pledge.text}
         applied = await c.apply(s.loan_id, [r1], amount)
@@ -408,36 +416,3 @@ class Steps:
             name = f"night-removal-{n + 1}-{ref['kind']}.cbor"
             self.cite(sc.name, name, "item", bytes.fromhex(ref["hash"]))
         return True
-
-
-def c_price(story: FinanceStory) -> Decimal:
-    got = story.chain.state(price_key(STEEL))
-    return Decimal(got["price"]) if got else Decimal(0)
-
-
-def receipt_fields(
-    no: str, lot: str, weight: Decimal, site: str, location: str, t: int
-) -> dict[str, Any]:
-    """A receipt's GB/T 30332-2024 elements for ``weight`` t of hot-rolled coil."""
-    coils = max(1, int(weight / Decimal("4")))
-    return {
-        "no": no,
-        "depositor": TRADER,
-        "goods": "hot-rolled steel coil (simulated)",
-        "spec": "Q235B 2.75 x 1250 mm, GB/T 3274-2017",
-        "quantity": Decimal(coils),
-        "unit": "coil",
-        "weight": weight,
-        "packaging": "bare coils, steel-strapped",
-        "lot": lot,
-        "site": site,
-        "location": location,
-        "period": {"from": t, "to": t + 90 * DAY_MS},
-        "fees": {"rate": 80, "currency": "CNY"},
-        "insurance": {
-            "insurer": "Simulated Insurance Co.",
-            "policy": f"PI-{no}",
-            "amount": int(weight * 4000 * 100),
-        },
-        "commodity": STEEL,
-    }
