@@ -25,9 +25,14 @@ trust_app = typer.Typer(help="The trust file: organisations' root public keys.")
 app.add_typer(trust_app, name="trust")
 consortium_app = typer.Typer(help="The consortium ledger: members, genesis.")
 app.add_typer(consortium_app, name="consortium")
+certs_app = typer.Typer(help="TLS certificates: a local CA and the certificates it issues.")
+app.add_typer(certs_app, name="certs")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML file; TALLY_* variables override it.")
+]
+LogJsonOpt = Annotated[
+    bool, typer.Option("--log-json", help="Log JSON lines to stderr (or TALLY_LOG_JSON=1).")
 ]
 
 
@@ -231,12 +236,14 @@ def bench_ledger(
 
 
 @app.command()
-def cloud(config_file: ConfigOpt = None) -> None:
+def cloud(config_file: ConfigOpt = None, log_json: LogJsonOpt = False) -> None:
     """Run the cloud service ([cloud] section) until interrupted."""
     import asyncio
     import contextlib
 
-    from tally import config
+    from tally import config, logjson
+
+    logjson.configure(logjson.json_wanted(log_json))
     from tally.cloud.config import load_settings
     from tally.cloud.keys import load_identity
     from tally.cloud.server import serve_forever
@@ -249,13 +256,15 @@ def cloud(config_file: ConfigOpt = None) -> None:
 
 
 @app.command()
-def edge(config_file: ConfigOpt = None) -> None:
+def edge(config_file: ConfigOpt = None, log_json: LogJsonOpt = False) -> None:
     """Run an edge gateway ([edge] section) and its adapters until interrupted."""
     import asyncio
     import contextlib
     import signal
 
-    from tally import config
+    from tally import config, logjson
+
+    logjson.configure(logjson.json_wanted(log_json))
     from tally.edge.config import load_edge_config
     from tally.edge.gateway import EdgeGateway
     from tally.edge.service import EdgeService
@@ -280,12 +289,14 @@ def edge(config_file: ConfigOpt = None) -> None:
 
 
 @app.command()
-def peer(config_file: ConfigOpt = None) -> None:
+def peer(config_file: ConfigOpt = None, log_json: LogJsonOpt = False) -> None:
     """Run a member's ledger peer ([peer] section) until SIGTERM or Ctrl-C."""
     import asyncio
     import contextlib
 
-    from tally import config
+    from tally import config, logjson
+
+    logjson.configure(logjson.json_wanted(log_json))
     from tally.finance.policies import finance_contracts
     from tally.ledger.contract import Registry
     from tally.ledger.contracts import system_contracts
@@ -321,6 +332,40 @@ def keys_show(path: Annotated[Path, typer.Argument(help="An encrypted key file."
 
     pub = public_key(path)
     print(f"{pub.suite.name} {pub.raw.hex()}")
+
+
+@certs_app.command("ca")
+def certs_ca(
+    directory: Annotated[Path, typer.Argument(help="Where ca.pem and ca-key.pem go.")],
+    name: Annotated[str, typer.Option(help="The CA's name (its common name).")] = "tally local CA",
+    days: Annotated[int, typer.Option(help="How many days the CA is valid.")] = 3650,
+) -> None:
+    """Create a local certificate authority: ca.pem, and ca-key.pem (mode 0600)."""
+    from tally.crypto.x509ca import fingerprint, make_ca
+
+    ca = make_ca(name, directory, days)
+    until = f"{ca.cert.not_valid_after_utc:%Y-%m-%d}"
+    print(f"{ca.cert_file}: CA {ca.name!r} until {until}, sha256 {fingerprint(ca.cert)}")
+
+
+@certs_app.command("issue")
+def certs_issue(
+    directory: Annotated[Path, typer.Argument(help="Where <cn>.pem and <cn>-key.pem go.")],
+    ca: Annotated[Path, typer.Option(help="The CA's directory (ca.pem, ca-key.pem).")],
+    kind: Annotated[str, typer.Option(help="server or client.")],
+    cn: Annotated[str, typer.Option("--cn", help="The common name; it names the files.")],
+    san: Annotated[
+        list[str] | None,
+        typer.Option(help="DNS name or IP address (repeatable; default: the common name)."),
+    ] = None,
+    days: Annotated[int, typer.Option(help="How many days the certificate is valid.")] = 365,
+) -> None:
+    """Issue a TLS server or client certificate signed by a local CA."""
+    from tally.crypto.x509ca import fingerprint, issue, load_ca
+
+    out = issue(load_ca(ca), kind, cn, san or [], directory, days)
+    until = f"{out.cert.not_valid_after_utc:%Y-%m-%d}"
+    print(f"{out.cert_file}: {kind} {cn!r} until {until}, sha256 {fingerprint(out.cert)}")
 
 
 @trust_app.command("add")

@@ -18,6 +18,8 @@
                                          under a final checkpoint
 ``GET /v1/anchors``                      how many stored batches are anchored, refused,
                                          pending or not yet submitted
+``GET /metrics``                         Prometheus text (:mod:`tally.cloud.metrics`); a
+                                         bearer token only when ``metrics_token`` is set
 =======================================  ==========================================================
 
 Read endpoints need ``Authorization: Bearer <token>`` (see :mod:`tally.cloud.auth`); data of
@@ -43,6 +45,7 @@ from tally.cloud.config import CloudSettings
 from tally.cloud.errors import BadRequest, CloudError, NotFound
 from tally.cloud.ingest import Ingestor, now_ms
 from tally.cloud.keys import CloudIdentity
+from tally.cloud.metrics import CONTENT_TYPE, CloudMetrics, HttpMetrics
 from tally.cloud.proofs import build_bundle
 from tally.cloud.registry import accept_signed
 from tally.cloud.storage.api import ANCHORED, ItemQuery, ItemRecord, Page, Storage
@@ -165,6 +168,8 @@ def create_app(
     app = FastAPI(title="tally cloud", version="1", docs_url=None, redoc_url=None)
     app.state.cloud = cloud
     problems.install(app)
+    metrics = app.state.metrics = CloudMetrics(storage, ledger, settings.metrics_token)
+    app.add_middleware(HttpMetrics, metrics=metrics)
 
     async def body_of(request: Request, media: str) -> bytes:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -194,10 +199,15 @@ def create_app(
         suite = trust.suite.name
         return {"status": "ok", "cloud": identity.id, "org": identity.org, "suite": suite}
 
+    @app.get("/metrics", include_in_schema=False)
+    async def scrape(authorization: Annotated[str | None, Header()] = None) -> Response:
+        metrics.check_token(authorization)
+        return Response(await metrics.exposition(), media_type=CONTENT_TYPE)
+
     @app.post("/v1/batches")
     async def post_batch(request: Request) -> Response:
         body = await body_of(request, CBOR)
-        result = await run_in_threadpool(ingestor.ingest_upload, body)
+        result = await run_in_threadpool(metrics.ingest, ingestor.ingest_upload, body)
         headers = {"X-Tally-Duplicate": "true" if result.dup else "false"}
         return Response(result.receipt, media_type=COSE, headers=headers)
 

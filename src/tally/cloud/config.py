@@ -13,6 +13,10 @@ Example::
     online_window_s = 300
     anchor_retry_ms = 500                  # anchoring on the ledger: retry after a failure
     anchor_hold_ms = 30000                 # wait this long for a missing earlier batch
+    metrics_token = "13cdfafc45c19dbc1636a6f2d5409f1c1f8756094b12659ffa2b3f5bd6fe55e5"
+    tls_cert_file = "tls/cloud.pem"        # HTTPS only (tally certs issue --kind server)
+    tls_key_file = "tls/cloud-key.pem"
+    tls_client_ca_file = "tls/ca.pem"      # mutual TLS: every client needs a certificate from it
 
     [cloud.ledger]                         # anchor through member peers (tally peer)
     genesis = "consortium/genesis.cbor"
@@ -26,8 +30,9 @@ Example::
     org = "bank"
     role = "regulator"
 
-Tokens are never stored in plaintext: ``sha256`` is the lower-case hex SHA-256 of the token's
-UTF-8 bytes (``printf %s "$TOKEN" | sha256sum``).
+Tokens are never stored in plaintext: ``sha256`` (and ``metrics_token``, which ``GET /metrics``
+then requires as a bearer token) is the lower-case hex SHA-256 of the token's UTF-8 bytes
+(``printf %s "$TOKEN" | sha256sum``).
 """
 
 from __future__ import annotations
@@ -99,12 +104,19 @@ class CloudSettings(BaseModel):
     registrations_dir: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
     api_tokens: list[ApiToken] = Field(default_factory=list)
     online_window_s: int = Field(default=300, gt=0)
     max_upload_bytes: int = Field(default=16 << 20, gt=0)
     anchor_retry_ms: int = Field(default=500, gt=0)
     anchor_hold_ms: int = Field(default=30_000, ge=0)
     ledger: LedgerSettings | None = None
+    metrics_token: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _lower_digest(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _defaults(self) -> CloudSettings:
@@ -114,6 +126,8 @@ class CloudSettings(BaseModel):
             self.database_url = f"sqlite:///{self.data_dir / 'cloud.db'}"
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file must be given together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
         return self
 
     @property

@@ -1,7 +1,9 @@
 """Serving the cloud API with uvicorn: in-process (async start/stop) or as the main program.
 
 ``port = 0`` binds a free port; :meth:`CloudServer.start` returns the port actually bound.
-With ``tls_cert_file`` and ``tls_key_file`` configured the server speaks HTTPS only.
+With ``tls_cert_file`` and ``tls_key_file`` configured the server speaks HTTPS only; with
+``tls_client_ca_file`` as well, a client must present a certificate signed by that CA, or the
+TLS handshake fails (mutual TLS).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +65,7 @@ class CloudServer:
         self.settings = settings
         cert = settings.tls_cert_file
         key = settings.tls_key_file
+        client_ca = settings.tls_client_ca_file
         self.config = uvicorn.Config(
             app,
             host=settings.host,
@@ -71,6 +75,8 @@ class CloudServer:
             lifespan="off",
             ssl_certfile=str(cert) if cert else None,
             ssl_keyfile=str(key) if key else None,
+            ssl_ca_certs=str(client_ca) if client_ca else None,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
         )
         self._server = uvicorn.Server(self.config)
         self._task: asyncio.Task[None] | None = None
@@ -165,6 +171,7 @@ def build_service(
         anchorer = Anchorer(
             storage, ledger, retry_ms=settings.anchor_retry_ms, hold_ms=settings.anchor_hold_ms
         )
+        app.state.metrics.watch_anchorer(anchorer)  # checkpoint latency and retries
     server = CloudServer(app, settings)
     return CloudService(settings, storage, trust, identity, server, anchorer)
 

@@ -11,6 +11,8 @@ Example (TOML)::
     data_dir = "var/edge"                   # outbox_path defaults to <data_dir>/outbox.sqlite
     cloud_url = "https://cloud.example:8443"
     cloud_ca_file = "ca.pem"
+    cloud_client_cert_file = "tls/edge-wh1.pem"     # mutual TLS (tally certs issue --kind client)
+    cloud_client_key_file = "tls/edge-wh1-key.pem"
     trust_file = "trust.cbor"
     registrations_dir = "registrations"     # *.cose registrations and revocations
     window_ms = 1000
@@ -122,6 +124,8 @@ class EdgeConfig(_Model):
     outbox_synchronous: Literal["full", "normal"] = "full"
     cloud_url: str | None = None
     cloud_ca_file: Path | None = None
+    cloud_client_cert_file: Path | None = None
+    cloud_client_key_file: Path | None = None
     trust_file: Path | None = None
     registrations_dir: Path | None = None
     window_ms: int = Field(1000, ge=10, le=3_600_000)
@@ -163,6 +167,14 @@ class EdgeConfig(_Model):
             raise ValueError("each modbus device may appear only once")
         if self.cloud_ca_file is not None and not (self.cloud_url or "").startswith("https://"):
             raise ValueError("cloud_ca_file is only used with an https:// cloud_url")
+        if (self.cloud_client_cert_file is None) != (self.cloud_client_key_file is None):
+            raise ValueError(
+                "cloud_client_cert_file and cloud_client_key_file must be given together"
+            )
+        if self.cloud_client_cert_file is not None and not (self.cloud_url or "").startswith(
+            "https://"
+        ):
+            raise ValueError("cloud_client_cert_file is only used with an https:// cloud_url")
         return self
 
     @property

@@ -121,6 +121,8 @@ class EdgeGateway:
                 key.suite,
                 cfg.cloud_url,
                 ca_file=cfg.cloud_ca_file,
+                client_cert_file=cfg.cloud_client_cert_file,
+                client_key_file=cfg.cloud_client_key_file,
                 clock=self.clock,
                 timeout_ms=cfg.uplink_timeout_ms,
                 backoff_ms=cfg.uplink_backoff_ms,

@@ -13,7 +13,9 @@ Protocol: ``POST {cloud_url}/v1/batches`` with ``Content-Type: application/cbor`
 * anything else, or no answer: retried with exponential backoff and equal jitter
   (``backoff_ms · 2^k``, capped at ``backoff_cap_ms``; half of it fixed, half random).
 
-Batches are sent one at a time in counter order.
+Batches are sent one at a time in counter order. Over HTTPS the cloud's certificate must chain
+to ``ca_file`` (else to the system's CAs); with ``client_cert_file`` and ``client_key_file``
+the edge presents that certificate, for a cloud that requires mutual TLS.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import httpx
 
 from tally import formats as F
 from tally.crypto import CryptoError, Suite, parse_sign1
+from tally.crypto.x509ca import client_context
 from tally.edge.errors import ReceiptError, UploadRefused
 from tally.edge.formats import Receipt, decode_receipt, encode_upload
 from tally.edge.outbox import Batch, Outbox
@@ -97,6 +100,8 @@ class Uplink:
         suite: Suite,
         cloud_url: str,
         ca_file: Path | None = None,
+        client_cert_file: Path | None = None,
+        client_key_file: Path | None = None,
         clock: Callable[[], int] | None = None,
         timeout_ms: int = 30_000,
         backoff_ms: int = 500,
@@ -109,6 +114,9 @@ class Uplink:
         self.suite = suite
         self.url = cloud_url.rstrip("/") + "/v1/batches"
         self.ca_file = ca_file
+        self._verify: ssl.SSLContext | bool = True
+        if ca_file is not None or client_cert_file is not None or client_key_file is not None:
+            self._verify = client_context(ca_file, client_cert_file, client_key_file)
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
         self.timeout_ms = timeout_ms
         self.backoff_ms = backoff_ms
@@ -123,11 +131,9 @@ class Uplink:
         self._wake.set()
 
     def client(self) -> httpx.AsyncClient:
-        """An HTTP client for the cloud; with ``ca_file`` the server must chain to it."""
-        verify: ssl.SSLContext | bool = True
-        if self.ca_file is not None:
-            verify = ssl.create_default_context(cafile=str(self.ca_file))
-        return httpx.AsyncClient(verify=verify, timeout=self.timeout_ms / 1000)
+        """An HTTP client for the cloud; with ``ca_file`` the server must chain to it, with a
+        client certificate the client presents it."""
+        return httpx.AsyncClient(verify=self._verify, timeout=self.timeout_ms / 1000)
 
     async def send(self, client: httpx.AsyncClient, batch: Batch) -> Receipt:
         """Upload one batch; on a valid receipt delete it and return the receipt.
