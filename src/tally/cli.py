@@ -41,7 +41,13 @@ def demo(
     headless: Annotated[
         bool, typer.Option(help="Run without waiting for the user; inject scripted incidents.")
     ] = False,
-    duration: Annotated[float, typer.Option(help="Seconds to run (headless).", min=5)] = 60.0,
+    duration: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to run (headless); the stories need 30 (02:00 and a note's maturity).",
+            min=30,
+        ),
+    ] = 60.0,
     report: Annotated[
         Path | None, typer.Option(help="Directory for report.json and proof bundles.")
     ] = None,
