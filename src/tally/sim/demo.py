@@ -40,6 +40,7 @@ import httpx
 from tally.cloud.anchoring import ConsortiumLink
 from tally.cloud.config import ApiToken, CloudSettings, token_digest
 from tally.cloud.keys import CloudIdentity
+from tally.cloud.metrics import record_alerts
 from tally.cloud.server import CloudService, build_service
 from tally.crypto import get_suite
 from tally.device.broker import EmbeddedBroker
@@ -344,6 +345,8 @@ class Demo:
         self.cloud = cloud = self._cloud(prov, link)
         cloud_port = await cloud.start()
         self.story = story = self._story(consortium)
+        metrics = cloud.server.app.state.metrics
+        story.on_alerts = lambda alerts: record_alerts(metrics, alerts)
         await story.start()
         self.receivables = receivables = self._receivables(consortium, story.chain)
         await receivables.start()

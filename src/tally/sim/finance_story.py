@@ -22,6 +22,7 @@ ledger transaction checked by the contracts:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -161,6 +162,7 @@ class FinanceStory:
         self.alerts: list[dict[str, Any]] = []
         self.intents: list[Any] = []
         """The monitor's intents not carried out yet."""
+        self.on_alerts: Callable[[list[Any]], None] | None = None
         self.actions: list[dict[str, Any]] = []
         """What the executor did with each intent (the report's ``finance.actions``)."""
         self.executor: Executor | None = None
@@ -322,7 +324,10 @@ class FinanceStory:
         return sc
 
     def note(self, result: Any) -> None:
-        """Keep the monitor's alerts (JSON-ready) for the report and the steps."""
+        """Keep the monitor's alerts (JSON-ready) for the report and the steps, and count
+        them where the bank's operators watch (``on_alerts``: the cloud's metrics)."""
+        if result.alerts and self.on_alerts is not None:
+            self.on_alerts(result.alerts)
         for a in result.alerts:
             self.alerts.append(
                 {
