@@ -344,14 +344,14 @@ class Demo:
         chain = await register_on_chain(link, prov.registrations)
         self.cloud = cloud = self._cloud(prov, link)
         cloud_port = await cloud.start()
-        self.story = story = self._story(consortium)
-        metrics = cloud.server.app.state.metrics
-        story.on_alerts = lambda alerts: record_alerts(metrics, alerts)
-        await story.start()
-        self.receivables = receivables = self._receivables(consortium, story.chain)
-        await receivables.start()
         display = Display(self, fleet, headless=opts.headless)
         try:
+            self.story = story = self._story(consortium)
+            metrics = cloud.server.app.state.metrics
+            story.on_alerts = lambda alerts: record_alerts(metrics, alerts)
+            await story.start()
+            self.receivables = receivables = self._receivables(consortium, story.chain)
+            await receivables.start()
             async with (
                 EmbeddedBroker() as broker,
                 ModbusMeter(clock=self.clock, device_id=self.meter_id, seed=opts.seed) as meter,
