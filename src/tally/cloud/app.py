@@ -20,11 +20,16 @@
                                          pending or not yet submitted
 ``GET /metrics``                         Prometheus text (:mod:`tally.cloud.metrics`); a
                                          bearer token only when ``metrics_token`` is set
+``POST``/``DELETE /v1/session``,         logins, logouts and the caller, when the app has an
+``GET /v1/me``                           identity store (:mod:`tally.cloud.session_api`)
 =======================================  ==========================================================
 
 Read endpoints need ``Authorization: Bearer <token>`` (see :mod:`tally.cloud.auth`); data of
-another organisation answers 404 exactly like data that does not exist. Every error is an
-RFC 9457 problem (:mod:`tally.cloud.problems`).
+another organisation answers 404 exactly like data that does not exist. Given an
+:class:`~tally.cloud.identity_store.IdentityStore` and an :class:`~tally.cloud.auditlog.AuditLog`,
+they also take a session cookie or an identity API token (``tly_…``), which the authorisation
+policy checks for the endpoint's resource kind. Every error is an RFC 9457 problem
+(:mod:`tally.cloud.problems`).
 """
 
 from __future__ import annotations
@@ -40,14 +45,17 @@ from starlette.concurrency import run_in_threadpool
 
 from tally.cloud import problems
 from tally.cloud.anchoring import LedgerLink
+from tally.cloud.auditlog import AuditLog
 from tally.cloud.auth import Principal, TokenAuth
 from tally.cloud.config import CloudSettings
 from tally.cloud.errors import BadRequest, CloudError, NotFound
+from tally.cloud.identity_store import IdentityStore
 from tally.cloud.ingest import Ingestor, now_ms
 from tally.cloud.keys import CloudIdentity
 from tally.cloud.metrics import CONTENT_TYPE, CloudMetrics, HttpMetrics
 from tally.cloud.proofs import build_bundle
 from tally.cloud.registry import accept_signed
+from tally.cloud.session_api import SessionApi
 from tally.cloud.storage.api import ANCHORED, ItemQuery, ItemRecord, Page, Storage
 from tally.crypto import DecodeError
 from tally.device.registration import Assurance
@@ -85,6 +93,7 @@ class Cloud:
     ingestor: Ingestor
     auth: TokenAuth
     ledger: LedgerLink | None = None
+    sessions: SessionApi | None = None
 
 
 def encode_cursor(after: tuple[int, int] | None) -> str | None:
@@ -146,7 +155,27 @@ def principal(request: Request, authorization: Annotated[str | None, Header()] =
     return cloud.auth.principal(authorization)
 
 
+def reader(kind: str) -> Any:
+    """The caller of a read endpoint on resources of ``kind`` (an :mod:`tally.cloud.authz`
+    resource kind, which identity principals are checked for); raises Unauthorized/Forbidden."""
+
+    def caller(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> Principal:
+        cloud: Cloud = request.app.state.cloud
+        if cloud.sessions is None:
+            return cloud.auth.principal(authorization)
+        return cloud.sessions.reader(request, authorization, kind)
+
+    return Depends(caller)
+
+
 Who = Annotated[Principal, Depends(principal)]
+Devices = Annotated[Principal, reader("device")]
+Telemetry = Annotated[Principal, reader("telemetry")]
+Alerts = Annotated[Principal, reader("alert")]
+Evidence = Annotated[Principal, reader("evidence")]
+Chain = Annotated[Principal, reader("chain")]
 From = Annotated[int | None, Query(alias="from")]
 To = Annotated[int | None, Query(alias="to")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
@@ -159,15 +188,24 @@ def create_app(
     identity: CloudIdentity,
     clock: Any = now_ms,
     ledger: LedgerLink | None = None,
+    identities: IdentityStore | None = None,
+    audit_log: AuditLog | None = None,
 ) -> FastAPI:
     """The cloud API over ``storage`` (already migrated), verifying against ``trust``;
-    proof bundles carry the chain part from ``ledger`` when there is one."""
+    proof bundles carry the chain part from ``ledger`` when there is one. With
+    ``identities`` (and ``audit_log``, where every login is recorded) it also takes logins,
+    sessions and identity API tokens (:mod:`tally.cloud.session_api`)."""
+    if identities is not None and audit_log is None:
+        raise ValueError("create_app: identities need an audit_log, where every login is recorded")
     ingestor = Ingestor(storage, trust, identity, clock, settings.max_upload_bytes)
     auth = TokenAuth(settings.api_tokens)
     cloud = Cloud(settings, storage, trust, identity, ingestor, auth, ledger)
     app = FastAPI(title="tally cloud", version="1", docs_url=None, redoc_url=None)
     app.state.cloud = cloud
     problems.install(app)
+    if identities is not None and audit_log is not None:
+        cloud.sessions = SessionApi(identities, audit_log, auth)
+        cloud.sessions.install(app)
     metrics = app.state.metrics = CloudMetrics(storage, ledger, settings.metrics_token)
     app.add_middleware(HttpMetrics, metrics=metrics)
 
@@ -220,7 +258,7 @@ def create_app(
         return JSONResponse(out, status_code=201 if new else 200)
 
     @app.get("/v1/devices")
-    def devices(who: Who) -> dict[str, Any]:
+    def devices(who: Devices) -> dict[str, Any]:
         regs = storage.subjects("device", who.org_filter)
         seen = {d.device: d for d in storage.devices(who.org_filter)}
         revoked = storage.revocations([r.subject for r in regs])
@@ -249,7 +287,7 @@ def create_app(
 
     @app.get("/v1/devices/{device}/readings")
     def device_readings(
-        who: Who,
+        who: Telemetry,
         device: str,
         t_from: From = None,
         t_to: To = None,
@@ -271,7 +309,7 @@ def create_app(
 
     @app.get("/v1/sites/{site}/readings")
     def site_readings(
-        who: Who,
+        who: Telemetry,
         site: str,
         t_from: From = None,
         t_to: To = None,
@@ -292,7 +330,7 @@ def create_app(
 
     @app.get("/v1/events")
     def events(
-        who: Who,
+        who: Alerts,
         site: str | None = None,
         rule: str | None = None,
         t_from: From = None,
@@ -313,7 +351,7 @@ def create_app(
         return page_json(storage.items(q))
 
     @app.get("/v1/devices/{device}/gaps")
-    def device_gaps(who: Who, device: str) -> dict[str, Any]:
+    def device_gaps(who: Telemetry, device: str) -> dict[str, Any]:
         visible_device(who, device)
         gaps = storage.gaps(device, who.org_filter)
         return {
@@ -333,7 +371,7 @@ def create_app(
         }
 
     @app.get("/v1/proofs/items/{hash_hex}")
-    async def proof(who: Who, hash_hex: str) -> Response:
+    async def proof(who: Evidence, hash_hex: str) -> Response:
         try:
             h = bytes.fromhex(hash_hex)
         except ValueError:
@@ -353,7 +391,7 @@ def create_app(
         return Response(bundle.encode(), media_type=CBOR)
 
     @app.get("/v1/anchors")
-    def anchors(who: Who) -> dict[str, Any]:
+    def anchors(who: Chain) -> dict[str, Any]:
         counts = storage.anchor_counts()
         return {
             "batches": sum(counts.values()),

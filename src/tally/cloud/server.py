@@ -22,8 +22,10 @@ from fastapi import FastAPI
 from tally import config
 from tally.cloud.anchoring import Anchorer, LedgerLink, RemoteLedgerLink
 from tally.cloud.app import create_app
+from tally.cloud.auditlog import AuditLog
 from tally.cloud.config import CloudSettings, LedgerSettings
 from tally.cloud.errors import CloudError
+from tally.cloud.identity_store import IdentityStore
 from tally.cloud.ingest import now_ms
 from tally.cloud.keys import CloudIdentity, registration_files
 from tally.cloud.registry import accept_signed
@@ -151,12 +153,15 @@ def build_service(
     identity: CloudIdentity,
     trust: Trust | None = None,
     ledger: LedgerLink | None = None,
+    identities: IdentityStore | None = None,
+    audit_log: AuditLog | None = None,
 ) -> CloudService:
     """Open and migrate storage, load trust and registrations, and make the server (unstarted).
 
     With ``ledger`` the service also anchors every stored batch there (an
     :class:`~tally.cloud.anchoring.Anchorer`, started by :meth:`CloudService.start`) and its
-    proof bundles carry the chain part.
+    proof bundles carry the chain part. With ``identities`` and ``audit_log`` (over the same
+    database) the API also takes logins, sessions and identity API tokens.
     """
     if trust is None:
         if settings.trust_file is None:
@@ -165,7 +170,15 @@ def build_service(
     storage = open_storage(settings.database_url)
     storage.migrate()
     import_registrations(settings, trust, storage)
-    app = create_app(settings, storage, trust, identity, ledger=ledger)
+    app = create_app(
+        settings,
+        storage,
+        trust,
+        identity,
+        ledger=ledger,
+        identities=identities,
+        audit_log=audit_log,
+    )
     anchorer = None
     if ledger is not None:
         anchorer = Anchorer(
