@@ -15,10 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from typer.testing import CliRunner
 
 from tally.cli import app
 from tally.cloud.storage import open_storage
+from tally.crypto.x509ca import load_certificate
 from tally.device.trust import load_trust
 from tally.ledger.genesis import load_genesis
 from tally.sim.accounting import account, percentile
@@ -213,6 +215,28 @@ def test_demo_bundles_verify_and_any_changed_byte_is_rejected(demo_report: Path)
             mutated.write_bytes(bytes(bad))
             code, out = tally_verify(mutated, option, anchors)
             assert code == 1 and out.startswith("INVALID"), out
+
+
+def test_demo_report_names_https_its_ca_and_the_logins_without_passwords(
+    demo_report: Path,
+) -> None:
+    report = json.loads((demo_report / "report.json").read_text())
+    assert report["https"] is True
+    assert report["cloud_url"].startswith("https://127.0.0.1:"), report["cloud_url"]
+    assert report["ca_file"] == "ca.pem"
+    ca = load_certificate(demo_report / report["ca_file"])
+    constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert constraints.ca is True
+    assert not list(demo_report.glob("*key*")), "the CA's key must not be in the report"
+    assert report["logins"] == [
+        {"tenant": "bank", "username": "bank-admin", "role": "admin"},
+        {"tenant": "bank-b", "username": "bank-b-credit-officer", "role": "credit_officer"},
+        {"tenant": "core", "username": "core-operator", "role": "operator"},
+        {"tenant": "warehouse", "username": "warehouse-operator", "role": "operator"},
+        {"tenant": "logistics", "username": "logistics-operator", "role": "operator"},
+        {"tenant": "regulator", "username": "regulator-auditor", "role": "auditor"},
+    ]
+    assert all(set(login) == {"tenant", "username", "role"} for login in report["logins"])
 
 
 def test_accounting_flags_what_is_neither_stored_nor_certified(tmp_path: Path) -> None:

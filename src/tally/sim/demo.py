@@ -4,11 +4,12 @@ What runs: a simulated warehouse site (load cells, RFID gate, doors, cameras, co
 silo, trucks, a leased forklift, a hotel's till feed, an electricity meter) whose devices
 sign every reading; MQTT through the embedded broker, HTTP and CoAP into the edge gateway;
 a Modbus meter that cannot sign, polled by the edge; the edge's rules, batches and uplink;
-the cloud on SQLite with its signed receipts and proof export; and the consortium ledger of
-two banks, a core enterprise, the warehouse, the logistics firm and the regulator (a peer
-each, a solo orderer, checkpoints final with four of six signatures), on which the chain
-registers every device, edge and cloud key and the cloud anchors every stored batch as the
-bank. On top of it run the warehouse-receipt financing story
+the cloud on SQLite with its signed receipts and proof export, served over HTTPS with a CA
+made for the run and a demo login per member (:mod:`tally.sim.demo_access`); and the
+consortium ledger of two banks, a core enterprise, the warehouse, the logistics firm and the
+regulator (a peer each, a solo orderer, checkpoints final with four of six signatures), on
+which the chain registers every device, edge and cloud key and the cloud anchors every stored
+batch as the bank. On top of it run the warehouse-receipt financing story
 (:mod:`tally.sim.finance_story`) and the receivables story (:mod:`tally.sim.receivables_story`).
 
 Time is simulated and compressed (``TIME_SCALE`` simulated seconds per wall second) so that
@@ -56,6 +57,7 @@ from tally.ledger.consortium import Consortium
 from tally.sim.accounting import Accounting, account
 from tally.sim.bundles import export_bundles
 from tally.sim.chain import chain_report, create_consortium, drain_anchors, register_on_chain
+from tally.sim.demo_access import DemoAccess, make_demo_access
 from tally.sim.display import Display
 from tally.sim.finance_chain import FinanceChain
 from tally.sim.finance_story import FinanceStory
@@ -175,6 +177,7 @@ class Demo:
         self.cloud: CloudService | None = None
         self.story: FinanceStory | None = None
         self.receivables: ReceivablesStory | None = None
+        self.access: DemoAccess | None = None
 
     # setup -------------------------------------------------------------------------------
 
@@ -192,7 +195,7 @@ class Demo:
             now_ms=self.start_ms - 86_400_000,
         )
 
-    def _cloud(self, prov: Provisioned, link: ConsortiumLink) -> CloudService:
+    def _cloud(self, prov: Provisioned, link: ConsortiumLink, access: DemoAccess) -> CloudService:
         settings = CloudSettings(
             id=prov.cloud_id,
             org=ORG_BANK,
@@ -201,15 +204,24 @@ class Demo:
             trust_file=prov.trust_path,
             registrations_dir=prov.registrations_dir,
             api_tokens=[ApiToken(sha256=token_digest(self.token), org=ORG_BANK, role="auditor")],
+            tls_cert_file=access.server.cert_file,
+            tls_key_file=access.server.key_file,
         )
         (self.data_dir / "cloud").mkdir(parents=True, exist_ok=True)
         identity = CloudIdentity(
             prov.cloud_id, ORG_BANK, prov.cloud_key, prov.registrations[prov.cloud_id]
         )
-        return build_service(settings, identity, prov.trust, ledger=link)
+        return build_service(
+            settings,
+            identity,
+            prov.trust,
+            ledger=link,
+            identities=access.identities,
+            audit_log=access.audit_log,
+        )
 
     def _edge(
-        self, prov: Provisioned, broker_port: int, meter_port: int, cloud_url: str
+        self, prov: Provisioned, broker_port: int, meter_port: int, cloud_url: str, ca_file: Path
     ) -> EdgeService:
         site = self.site
         edge_section = {
@@ -219,6 +231,7 @@ class Demo:
             "suite": self.opts.suite,
             "data_dir": str(self.data_dir / "edge"),
             "cloud_url": cloud_url,
+            "cloud_ca_file": str(ca_file),
             "trust_file": str(prov.trust_path),
             "registrations_dir": str(prov.registrations_dir),
             "window_ms": 1000,
@@ -333,17 +346,20 @@ class Demo:
         consortium = await create_consortium(
             directory, self.opts.suite, ORG_ROLES, prov.org_keys, self.clock
         )
+        self.access = make_demo_access(self.data_dir, ORG_ROLES, ORG_BANK, suite=self.opts.suite)
         try:
             return await self._run_with(prov, fleet, consortium)
         finally:
             await consortium.close()
+            self.access.close()
 
     async def _run_with(self, prov: Provisioned, fleet: Fleet, consortium: Consortium) -> int:
         opts = self.opts
         self.link = link = ConsortiumLink(consortium, ORG_BANK)
         chain = await register_on_chain(link, prov.registrations)
-        self.cloud = cloud = self._cloud(prov, link)
-        cloud_port = await cloud.start()
+        assert self.access is not None
+        self.cloud = cloud = self._cloud(prov, link, self.access)
+        await cloud.start()
         display = Display(self, fleet, headless=opts.headless)
         try:
             self.story = story = self._story(consortium)
@@ -356,7 +372,9 @@ class Demo:
                 EmbeddedBroker() as broker,
                 ModbusMeter(clock=self.clock, device_id=self.meter_id, seed=opts.seed) as meter,
             ):
-                edge = self._edge(prov, broker.port, meter.port, cloud.server.url)
+                edge = self._edge(
+                    prov, broker.port, meter.port, cloud.server.url, self.access.ca_file
+                )
                 await edge.start()
                 assert edge.http is not None and edge.coap is not None
                 pubs: dict[str, Any] = {
@@ -367,10 +385,8 @@ class Demo:
                     COAP: CoapPublisher("127.0.0.1", edge.coap.port),
                 }
                 await pubs[MQTT].connect()
-                display.start(cloud_port, self.token)
-                api = httpx.AsyncClient(
-                    base_url=cloud.server.url, headers={"Authorization": f"Bearer {self.token}"}
-                )
+                display.start(cloud.server.url, self.token, self.access)
+                api = self._client(cloud)
                 try:
                     end = time.monotonic() + opts.duration_s
                     while time.monotonic() < end:
@@ -409,6 +425,8 @@ class Demo:
             report["finance"] = story.summary()
             report["receivables"] = receivables.summary()
             report["receivables"]["bundles_missing"] = receivables_missing
+            report["cloud_url"] = cloud.server.url
+            report.update(self.access.report(opts.report_dir))
             if opts.report_dir is not None:
                 await self._write_report(opts.report_dir, report, fleet, cloud, prov, consortium)
                 story.write_bundles(opts.report_dir / "bundles" / "finance")
@@ -421,6 +439,15 @@ class Demo:
         finally:
             display.stop()
             await cloud.stop()
+
+    def _client(self, cloud: CloudService) -> httpx.AsyncClient:
+        """A client of the cloud's API with the read token, trusting the demo CA."""
+        assert self.access is not None
+        return httpx.AsyncClient(
+            base_url=cloud.server.url,
+            headers={"Authorization": f"Bearer {self.token}"},
+            verify=self.access.client_ssl(),
+        )
 
     # the report --------------------------------------------------------------------------
 
@@ -490,9 +517,7 @@ class Demo:
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(prov.trust_path, out / "trust.cbor")
         shutil.copyfile(consortium.directory / "genesis.cbor", out / "genesis.cbor")
-        async with httpx.AsyncClient(
-            base_url=cloud.server.url, headers={"Authorization": f"Bearer {self.token}"}
-        ) as client:
+        async with self._client(cloud) as client:
             report["bundles"] = await export_bundles(
                 client, cloud.storage, fleet, self.incidents, out / "bundles"
             )

@@ -18,6 +18,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from tally.edge.service import EdgeService
     from tally.sim.demo import Demo
+    from tally.sim.demo_access import DemoAccess
     from tally.sim.fleet import Fleet
 
 
@@ -44,14 +45,27 @@ class Display:
         self.scale = TIME_SCALE
         self.offset = UTC_OFFSET_MIN
 
-    def start(self, cloud_port: int, token: str) -> None:
+    def start(self, cloud_url: str, token: str, access: DemoAccess) -> None:
+        """The banner: the cloud's HTTPS URL, the CA to trust and this run's demo logins
+        (the only place their passwords are shown)."""
         c = self.console
         c.print(
             f"[bold]tally demo[/] — site [cyan]{self.demo.site.site_id}[/], "
             f"{len(self.demo.site.devices) + 1} simulated devices, suite {self.demo.opts.suite}, "
             f"simulated time ×{self.scale}"
         )
-        c.print(f"cloud API: http://127.0.0.1:{cloud_port}/v1/health  (read token: {token})")
+        c.print(
+            f"cloud API: {cloud_url}/v1/health  (read token: {token})", markup=False, soft_wrap=True
+        )
+        c.print(f"HTTPS: trust the demo CA {access.ca_file}", markup=False, soft_wrap=True)
+        c.print("demo credentials, for 127.0.0.1 and this run only (POST /v1/session):")
+        for x in access.logins:
+            c.print(
+                f"  tenant {x.tenant}  username {x.username}  password {x.password}  ({x.role})",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         c.print("[dim]all data is simulated (label sim=1)[/]")
         if self.live_view:
             self.live = Live(console=c, refresh_per_second=4, transient=False)
