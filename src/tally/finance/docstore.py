@@ -30,42 +30,19 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tally.crypto import VerifyKey
+from tally.finance import sqlengine
 from tally.finance.documents import SALT_SIZE, SignedDocument, parse_document
-
-
-def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
 
 
 def make_engine(url: str) -> Engine:
     """An engine for a ``sqlite:///file`` or ``postgresql[+psycopg]://…`` URL."""
-    parsed = sa.make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
-            raise ValueError("the document store needs a SQLite file, not an in-memory database")
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed)
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
-        return engine
-    if backend == "postgresql":
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        return sa.create_engine(parsed, pool_pre_ping=True)
-    raise ValueError(
-        f"documents are stored in SQLite or PostgreSQL, not {backend!r} "
-        f"({parsed.render_as_string(hide_password=True)})"
-    )
+    return sqlengine.make_engine(url, "the document store", "documents are")
 
 
 @dataclass(frozen=True)
