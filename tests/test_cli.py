@@ -126,3 +126,13 @@ def test_enter_signs_a_manual_reading_that_the_edge_stores(tmp_path: Path) -> No
     rows = gw.outbox._db.execute("SELECT assurance FROM items WHERE kind = 'reading'").fetchall()
     assert [a for (a,) in rows] == [int(Assurance.MANUAL)] * 2
     gw.outbox.close()
+
+
+def test_a_keyring_passphrase_in_the_file_is_refused_and_not_echoed(tmp_path: Path) -> None:
+    cfg = tmp_path / "cloud.toml"
+    keys = '[cloud.keys]\nkeyring_file = "ring"\npassphrase = "hunter2hunter2"\n'
+    cfg.write_text('[cloud]\norg = "bank"\n' + keys)
+    r = _tally("cloud", "-c", str(cfg))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "cloud.keys" in r.stderr and "TALLY_KEYRING_PASSPHRASE only" in r.stderr
+    assert "hunter2" not in r.stderr + r.stdout

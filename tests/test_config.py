@@ -38,6 +38,8 @@ def test_environment_values_are_typed_and_nested() -> None:
 def test_the_passphrase_comes_only_from_the_environment() -> None:
     data = config.overlay_env({}, {"TALLY_KEY_PASSPHRASE": "secret"})
     assert data == {}
+    secrets = {name: "secret" for name in config.SECRET_ENV} | {"TALLY_CLOUD__PORT": "8443"}
+    assert config.overlay_env({}, secrets) == {"cloud": {"port": 8443}}  # secrets stay out
     assert config.passphrase({"TALLY_KEY_PASSPHRASE": "secret"}) == "secret"
     with pytest.raises(config.ConfigError, match="TALLY_KEY_PASSPHRASE is not set"):
         config.passphrase({})

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tally.cli_admin import ConfigOpt, admin_app, certs_app, keys_app, load_config, trust_app
 from tally.config import ConfigError
 
 app = typer.Typer(
@@ -19,18 +20,12 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks: print JSON measured side by side in one run.")
 app.add_typer(bench_app, name="bench")
-keys_app = typer.Typer(help="Encrypted key files (passphrase from TALLY_KEY_PASSPHRASE).")
 app.add_typer(keys_app, name="keys")
-trust_app = typer.Typer(help="The trust file: organisations' root public keys.")
 app.add_typer(trust_app, name="trust")
 consortium_app = typer.Typer(help="The consortium ledger: members, genesis.")
 app.add_typer(consortium_app, name="consortium")
-certs_app = typer.Typer(help="TLS certificates: a local CA and the certificates it issues.")
 app.add_typer(certs_app, name="certs")
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML file; TALLY_* variables override it.")
-]
+app.add_typer(admin_app, name="admin")
 LogJsonOpt = Annotated[
     bool, typer.Option("--log-json", help="Log JSON lines to stderr (or TALLY_LOG_JSON=1).")
 ]
@@ -107,7 +102,7 @@ def bench_edge(
     suite: Annotated[str, typer.Option(help="Crypto suite: intl or gm.")] = "intl",
     n: Annotated[
         int | None,
-        typer.Option(help="Envelopes per measurement [default: 20000 intl, 4000 gm].", min=100),
+        typer.Option(help="Envelopes per measurement \\[default: 20000 intl, 4000 gm].", min=100),
     ] = None,
 ) -> None:
     """Edge pipeline rate against this machine's bare signature-verify rate."""
@@ -148,7 +143,7 @@ def bench_ingest(
 def bench_verify(
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
     suite: Annotated[
-        list[str] | None, typer.Option(help="Suite(s) to measure [default: intl and gm].")
+        list[str] | None, typer.Option(help="Suite(s) to measure \\[default: intl and gm].")
     ] = None,
     bundles: Annotated[int, typer.Option(help="Different proof bundles.", min=1)] = 200,
     rounds: Annotated[int, typer.Option(help="Passes over the bundles.", min=1)] = 5,
@@ -180,7 +175,7 @@ def bench_latency(
 def bench_collateral(
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
     size: Annotated[
-        list[int] | None, typer.Option(help="Portfolio sizes [default: 1000, 10000, 100000].")
+        list[int] | None, typer.Option(help="Portfolio sizes \\[default: 1000, 10000, 100000].")
     ] = None,
     steps: Annotated[int, typer.Option(help="Price-walk steps (8 ticks each).", min=1)] = 10,
     removals: Annotated[int, typer.Option(help="Removal events timed.", min=1)] = 200,
@@ -197,7 +192,7 @@ def bench_fourflow(
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
     size: Annotated[
         list[int] | None,
-        typer.Option(help="Document counts [default: 10000, 100000, 1000000]."),
+        typer.Option(help="Document counts \\[default: 10000, 100000, 1000000]."),
     ] = None,
 ) -> None:
     """Four-flow reconciliation: cost per trade from 10^4 to 10^6 documents, trades per second."""
@@ -211,7 +206,7 @@ def bench_fourflow(
 def bench_notes(
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
     size: Annotated[
-        list[int] | None, typer.Option(help="Note counts [default: 1000, 10000, 100000].")
+        list[int] | None, typer.Option(help="Note counts \\[default: 1000, 10000, 100000].")
     ] = None,
     executed_max: Annotated[
         int, typer.Option(help="Largest size executed in full through the contracts.", min=1)
@@ -241,9 +236,27 @@ def bench_ledger(
     raise typer.Exit(run_ledger_bench(n, concurrency, max_txs, max_ms, catchup_blocks, json_out))
 
 
+@bench_app.command("api")
+def bench_api(
+    json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+    scale: Annotated[
+        float, typer.Option(help="Size of the seeded read model (1.0: 38,800 organisations).")
+    ] = 1.0,
+    clients: Annotated[int, typer.Option(help="Concurrent API clients.", min=1)] = 50,
+    seconds: Annotated[float, typer.Option(help="How long the clients run.", min=1)] = 10.0,
+    database_url: Annotated[
+        str | None, typer.Option(help="The database to seed (default: a temporary SQLite file).")
+    ] = None,
+) -> None:
+    """Platform API throughput and latency per endpoint under concurrent clients."""
+    from tally.bench.api import run_api_bench
+
+    raise typer.Exit(run_api_bench(scale, clients, seconds, json_out, database_url))
+
+
 @app.command()
 def cloud(config_file: ConfigOpt = None, log_json: LogJsonOpt = False) -> None:
-    """Run the cloud service ([cloud] section) until interrupted."""
+    """Run the cloud service (\\[cloud] section) until interrupted."""
     import asyncio
     import contextlib
 
@@ -254,8 +267,7 @@ def cloud(config_file: ConfigOpt = None, log_json: LogJsonOpt = False) -> None:
     from tally.cloud.keys import load_identity
     from tally.cloud.server import serve_forever
 
-    data = config.load(config_file)
-    settings = load_settings(data, str(config_file or "environment"))
+    settings = load_settings(load_config(config_file), str(config_file or "environment"))
     identity = load_identity(settings, config.passphrase())
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(settings, identity))
@@ -263,7 +275,7 @@ def cloud(config_file: ConfigOpt = None, log_json: LogJsonOpt = False) -> None:
 
 @app.command()
 def edge(config_file: ConfigOpt = None, log_json: LogJsonOpt = False) -> None:
-    """Run an edge gateway ([edge] section) and its adapters until interrupted."""
+    """Run an edge gateway (\\[edge] section) and its adapters until interrupted."""
     import asyncio
     import contextlib
     import signal
@@ -296,7 +308,7 @@ def edge(config_file: ConfigOpt = None, log_json: LogJsonOpt = False) -> None:
 
 @app.command()
 def peer(config_file: ConfigOpt = None, log_json: LogJsonOpt = False) -> None:
-    """Run a member's ledger peer ([peer] section) until SIGTERM or Ctrl-C."""
+    """Run a member's ledger peer (\\[peer] section) until SIGTERM or Ctrl-C."""
     import asyncio
     import contextlib
 
@@ -317,74 +329,6 @@ def peer(config_file: ConfigOpt = None, log_json: LogJsonOpt = False) -> None:
     except LedgerError as exc:
         print(f"tally: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
-
-
-@keys_app.command("new")
-def keys_new(
-    path: Annotated[Path, typer.Argument(help="Where to write the encrypted key file.")],
-    suite: Annotated[str, typer.Option(help="intl or gm.")] = "intl",
-) -> None:
-    """Create a key pair; print the public key (hex)."""
-    from tally.deploy import new_key
-
-    pub = new_key(path, suite)
-    print(f"{pub.suite.name} {pub.raw.hex()}")
-
-
-@keys_app.command("show")
-def keys_show(path: Annotated[Path, typer.Argument(help="An encrypted key file.")]) -> None:
-    """Print a key file's public key (hex); never the private key."""
-    from tally.deploy import public_key
-
-    pub = public_key(path)
-    print(f"{pub.suite.name} {pub.raw.hex()}")
-
-
-@certs_app.command("ca")
-def certs_ca(
-    directory: Annotated[Path, typer.Argument(help="Where ca.pem and ca-key.pem go.")],
-    name: Annotated[str, typer.Option(help="The CA's name (its common name).")] = "tally local CA",
-    days: Annotated[int, typer.Option(help="How many days the CA is valid.")] = 3650,
-) -> None:
-    """Create a local certificate authority: ca.pem, and ca-key.pem (mode 0600)."""
-    from tally.crypto.x509ca import fingerprint, make_ca
-
-    ca = make_ca(name, directory, days)
-    until = f"{ca.cert.not_valid_after_utc:%Y-%m-%d}"
-    print(f"{ca.cert_file}: CA {ca.name!r} until {until}, sha256 {fingerprint(ca.cert)}")
-
-
-@certs_app.command("issue")
-def certs_issue(
-    directory: Annotated[Path, typer.Argument(help="Where <cn>.pem and <cn>-key.pem go.")],
-    ca: Annotated[Path, typer.Option(help="The CA's directory (ca.pem, ca-key.pem).")],
-    kind: Annotated[str, typer.Option(help="server or client.")],
-    cn: Annotated[str, typer.Option("--cn", help="The common name; it names the files.")],
-    san: Annotated[
-        list[str] | None,
-        typer.Option(help="DNS name or IP address (repeatable; default: the common name)."),
-    ] = None,
-    days: Annotated[int, typer.Option(help="How many days the certificate is valid.")] = 365,
-) -> None:
-    """Issue a TLS server or client certificate signed by a local CA."""
-    from tally.crypto.x509ca import fingerprint, issue, load_ca
-
-    out = issue(load_ca(ca), kind, cn, san or [], directory, days)
-    until = f"{out.cert.not_valid_after_utc:%Y-%m-%d}"
-    print(f"{out.cert_file}: {kind} {cn!r} until {until}, sha256 {fingerprint(out.cert)}")
-
-
-@trust_app.command("add")
-def trust_add(
-    trust_file: Annotated[Path, typer.Argument(help="The trust file (created if missing).")],
-    org: Annotated[str, typer.Argument(help="Organisation id.")],
-    key: Annotated[Path, typer.Argument(help="The organisation's root key file.")],
-) -> None:
-    """Add an organisation's root public key to a trust file."""
-    from tally.deploy import trust_add as add
-
-    trust = add(trust_file, org, key)
-    print(f"{trust_file}: {', '.join(sorted(trust.orgs))} ({trust.suite.name})")
 
 
 @app.command()
@@ -520,7 +464,7 @@ def audit(
     ],
     config_file: ConfigOpt = None,
     database_url: Annotated[
-        str | None, typer.Option(help="The cloud database (default: [cloud] database_url).")
+        str | None, typer.Option(help="The cloud database (default: \\[cloud] database_url).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
@@ -611,6 +555,8 @@ def main() -> None:
         print(f"tally: {exc}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:
+        from tally.cloud.deployment import ServerError
+        from tally.cloud.errors import CloudError
         from tally.cloud.keys import IdentityError
         from tally.crypto import CryptoError
         from tally.deploy import DeployError
@@ -618,7 +564,11 @@ def main() -> None:
         from tally.device.publish import PublishError
         from tally.edge.errors import EdgeError
 
+        if isinstance(exc, CloudError):
+            print(f"tally: {exc.detail}", file=sys.stderr)
+            sys.exit(2)
         known = (
+            ServerError,
             CryptoError,
             DeployError,
             IdentityError,

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 ENV_PREFIX = "TALLY_"
+SECRET_ENV = frozenset({"TALLY_KEY_PASSPHRASE", "TALLY_KEYRING_PASSPHRASE", "TALLY_NEW_PASSWORD"})
+"""Environment variables that hold secrets: never read into configuration data."""
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -57,7 +59,7 @@ def overlay_env(data: dict[str, Any], environ: Mapping[str, str] | None = None) 
     env = os.environ if environ is None else environ
     out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     for name, raw in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX) or name == "TALLY_KEY_PASSPHRASE":
+        if not name.startswith(ENV_PREFIX) or name in SECRET_ENV:
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         if not path:

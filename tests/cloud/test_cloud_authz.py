@@ -47,8 +47,15 @@ CROSS_TENANT_RULES = {
     "regulator-read",
     "regulator-audit-read",
     "government-aggregate-read",
+    "chain-member-read",
 }
-ALL_TENANTS_RULES = {"regulator-read", "regulator-audit-read", "government-aggregate-read"}
+ALL_TENANTS_RULES = {
+    "regulator-read",
+    "regulator-audit-read",
+    "government-aggregate-read",
+    "chain-member-read",
+}
+CONSORTIUM = {"bank", "core_enterprise", "warehouse", "logistics"}
 
 
 def who(
@@ -123,6 +130,8 @@ def oracle(tk: str, role: str, kind: str, action: str, variant: str, sensitive: 
             cands.append(("regulator-read", True))
         if tk == "government" and kind == "aggregate":
             cands.append(("government-aggregate-read", False))
+        if tk in CONSORTIUM and kind == "chain":
+            cands.append(("chain-member-read", False))
     elif action == "write":
         if own and kind in OPS_KINDS and role in {"operator", "admin"}:
             cands.append(("own-ops-write", True))
@@ -137,6 +146,9 @@ def oracle(tk: str, role: str, kind: str, action: str, variant: str, sensitive: 
         issued = tk == "core_enterprise" and variant == "party" and kind == "note"
         if issued and role in {"operator", "credit_officer", "admin"}:
             cands.append(("core-note-write", False))
+        applies = tk in {"supplier", "core_enterprise"} and own and kind == "loan"
+        if applies and role in {"operator", "credit_officer", "admin"}:
+            cands.append(("supplier-apply", True))
     elif own and role == "admin":
         if tk in {"regulator", "government"} and kind == "user":
             cands.append(("own-user-admin", True))
@@ -163,7 +175,7 @@ def walk() -> list[tuple[str, str, str, str, str, bool]]:
 # -- the whole matrix -------------------------------------------------------------------
 def test_every_decision_of_the_matrix_is_the_stated_rule() -> None:
     cases = walk()
-    assert len(cases) == 7 * 5 * 13 * 3 * 5 * 2
+    assert len(cases) == 7 * 5 * 14 * 3 * 5 * 2
     wrong = []
     for tk, role, kind, action, variant, sensitive in cases:
         d = decide(who(tk, role), action, res(kind, variant, sensitive))
@@ -188,7 +200,8 @@ def test_no_cross_tenant_access_except_by_named_rules() -> None:
         assert d.rule in CROSS_TENANT_RULES, d.reason
         if variant == "unrelated":
             assert d.rule in ALL_TENANTS_RULES, d.reason
-            assert action == "read" and tk in {"regulator", "government"}, d.reason
+            assert action == "read", d.reason
+            assert tk in {"regulator", "government"} or kind == "chain", d.reason
     # every cross-tenant rule is exercised, and no action but read and write crosses tenants
     assert allowed_cross == CROSS_TENANT_RULES
 
@@ -199,6 +212,10 @@ def test_a_tenant_of_each_kind_reads_nothing_unrelated_outside_the_named_rules()
             for kind in RESOURCE_KINDS:
                 for action in ACTIONS:
                     d = decide(who(tk, role), action, res(kind, "unrelated"))
+                    if kind == "chain" and action == "read" and tk in CONSORTIUM:
+                        # the chain is every consortium member's (suppliers are not members)
+                        assert (d.allowed, d.rule) == (True, "chain-member-read"), d.reason
+                        continue
                     assert not d.allowed and d.rule in {"default-deny", "audit-append-only"}
 
 
@@ -262,10 +279,19 @@ def test_only_the_lending_bank_writes_a_loan() -> None:
     # a bank merely among the parties reads but does not write
     assert decide(who("bank", "credit_officer"), "read", res("loan", "party")).allowed
     assert not decide(who("bank", "credit_officer"), "write", res("loan", "party")).allowed
-    # the borrower owns the loan but does not act on it
-    for role in USER_ROLES:
-        d = decide(who("supplier", role), "write", res("loan", "own"))
-        assert (d.allowed, d.rule) == (False, "default-deny")
+    # the borrower writes its own loans only as applications (supplier-apply), and only
+    # with a role that may apply for financing
+    for tk in ("supplier", "core_enterprise"):
+        for role in USER_ROLES:
+            d = decide(who(tk, role), "write", res("loan", "own"))
+            applies = role in {"operator", "credit_officer", "admin"}
+            assert (d.allowed, d.rule) == (
+                (True, "supplier-apply") if applies else (False, "default-deny")
+            ), d.reason
+            assert not decide(who(tk, role), "write", res("loan", "bank")).allowed
+            assert not decide(who(tk, role), "write", res("loan", "party")).allowed
+    for tk in ("warehouse", "logistics"):
+        assert not decide(who(tk, "admin"), "write", res("loan", "own")).allowed
 
 
 def test_admin_actions_only_for_admins_within_their_own_tenant() -> None:
@@ -508,3 +534,37 @@ def test_replace_section_touches_nothing_else() -> None:
         with pytest.raises(AuthzError, match="must hold"):
             replace_section(broken)
     assert render_matrix_markdown() == section
+
+
+# -- organisation profiles and the chain --------------------------------------------------
+def test_an_organisation_profile_is_read_by_itself_its_bank_and_the_regulator() -> None:
+    for tk in ("bank", "core_enterprise", "supplier", "warehouse", "logistics", "regulator"):
+        assert decide(who(tk, "viewer"), "read", res("party", "own")).rule == "own-read"
+        d = decide(who(tk, "viewer"), "read", res("party", "own", sensitive=True))
+        assert (d.allowed, d.rule) == (False, "sensitive")
+        assert decide(who(tk, "auditor"), "read", res("party", "own", sensitive=True)).allowed
+    assert decide(who("bank", "viewer"), "read", res("party", "bank")).rule == (
+        "bank-customer-read"
+    )
+    assert decide(who("regulator", "viewer"), "read", res("party", "unrelated")).allowed
+    for tk in ("core_enterprise", "supplier", "warehouse", "logistics"):
+        assert not decide(who(tk, "admin"), "read", res("party", "unrelated")).allowed
+        assert not decide(who(tk, "admin"), "read", res("party", "bank")).allowed
+    assert not decide(who("government", "admin"), "read", res("party", "own")).allowed
+    for tk in TENANT_KINDS:
+        for action in ("write", "admin"):
+            assert not decide(who(tk, "admin"), action, res("party", "own")).allowed
+    assert authz.scope_for("read", "party") == "read:parties"
+
+
+def test_consortium_members_read_the_chain_and_suppliers_only_their_own() -> None:
+    for tk in TENANT_KINDS:
+        for role in USER_ROLES:
+            d = decide(who(tk, role), "read", res("chain", "unrelated"))
+            member = tk in CONSORTIUM
+            assert d.allowed == (member or tk == "regulator"), d.reason
+            if member:
+                assert d.rule == "chain-member-read"
+            d = decide(who(tk, role), "read", res("chain", "unrelated", sensitive=True))
+            assert d.allowed == (tk == "regulator" and role != "viewer"), d.reason
+    assert decide(who("supplier", "viewer"), "read", res("chain", "own")).rule == "own-read"

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tally import config
-from tally.cloud.config import CloudSettings, load_settings, token_digest
+from tally.cloud.config import DEFAULT_TOKEN_SCOPES, CloudSettings, load_settings, token_digest
 from tally.cloud.keys import IdentityError, load_identity
 from tally.cloud.server import build_service
 from tally.cloud.storage import migrate as M
@@ -129,7 +129,8 @@ def test_settings_defaults_env_and_errors(tmp_path: Path) -> None:
     tok = load_settings(
         {"cloud": {"org": "b", "api_tokens": [{"sha256": token_digest("t").upper(), "org": "b"}]}}
     ).api_tokens[0]
-    assert tok.sha256 == token_digest("t") and not tok.reads_all
+    assert tok.sha256 == token_digest("t") and tok.kind_hint is None
+    assert tok.scopes == DEFAULT_TOKEN_SCOPES  # read-only: a configured token reads, nothing else
 
 
 def test_identity_errors(world: World, tmp_path: Path) -> None:

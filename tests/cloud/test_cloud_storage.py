@@ -27,6 +27,7 @@ from tally.cloud.storage.api import (
 )
 from tally.cloud.storage.schema import metadata
 from tally.cloud.storage.sql import SqlStorage
+from tally.cloud.views import tables as views_tables
 
 
 def h(*parts: object) -> bytes:
@@ -61,9 +62,15 @@ def item(i: int, edge: str = "e1", ctr: int = 0, **kw: object) -> NewItem:
 def test_migrate_is_idempotent_and_matches_schema(any_storage: Storage) -> None:
     any_storage.migrate()
     assert isinstance(any_storage, SqlStorage)
-    assert M.current(any_storage.engine) == M.head() == "0005"
-    # the migrations create the platform's tables too: identity, audit log, data keys
-    every = [metadata, identity_store.metadata, auditlog.metadata, fieldcrypt.metadata]
+    assert M.current(any_storage.engine) == M.head() == "0006"
+    # the migrations create the platform's tables too: identity, audit log, data keys, views
+    every = [
+        metadata,
+        identity_store.metadata,
+        auditlog.metadata,
+        fieldcrypt.metadata,
+        views_tables.metadata,
+    ]
     with any_storage.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), every)
     assert diff == []

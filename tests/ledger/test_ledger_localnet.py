@@ -48,7 +48,7 @@ def alive(pid: int) -> bool:
 
 
 async def statuses(net: LocalNet) -> dict[str, dict[str, Any]]:
-    async with httpx.AsyncClient(timeout=5.0) as http:
+    async with httpx.AsyncClient(timeout=5.0, verify=net.client_context() or True) as http:
         got = await asyncio.gather(*(http.get(f"{u}/v1/status") for u in net.peers.values()))
     return {org: r.json() for org, r in zip(net.peers, got, strict=True)}
 
@@ -106,7 +106,7 @@ async def test_localnet_runs_stops_and_restarts_with_its_data(tmp_path: Path) ->
         g = read_genesis(net.genesis)
         key = load_key(directory / "members" / "bank-1" / "member.key", PASS)
         record = ["invoice", hashlib.sha256(b"simulated localnet record").digest()]
-        async with RemoteConsortium(g, net.peers, timeout=DEADLINE) as rc:
+        async with RemoteConsortium(g, net.peers, timeout=DEADLINE, tls=net.client_context()) as rc:
             r = await rc.submit("anchoring", "anchor_record", record, "bank-1", key)
         assert r.valid, (r.code, r.reason, r.error)
         return await converged(net, r.height)

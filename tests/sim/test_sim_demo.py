@@ -230,13 +230,54 @@ def test_demo_report_names_https_its_ca_and_the_logins_without_passwords(
     assert not list(demo_report.glob("*key*")), "the CA's key must not be in the report"
     assert report["logins"] == [
         {"tenant": "bank", "username": "bank-admin", "role": "admin"},
+        {"tenant": "bank", "username": "bank-credit-officer", "role": "credit_officer"},
         {"tenant": "bank-b", "username": "bank-b-credit-officer", "role": "credit_officer"},
         {"tenant": "core", "username": "core-operator", "role": "operator"},
         {"tenant": "warehouse", "username": "warehouse-operator", "role": "operator"},
         {"tenant": "logistics", "username": "logistics-operator", "role": "operator"},
         {"tenant": "regulator", "username": "regulator-auditor", "role": "auditor"},
+        {"tenant": "sme-steel", "username": "sme-steel-operator", "role": "operator"},
+        {"tenant": "sme-strip-1", "username": "sme-strip-1-operator", "role": "operator"},
+        {"tenant": "sme-coil-2", "username": "sme-coil-2-operator", "role": "operator"},
+        {"tenant": "gov-portal", "username": "gov-portal-viewer", "role": "viewer"},
     ]
     assert all(set(login) == {"tenant", "username", "role"} for login in report["logins"])
+
+
+CONSOLE_ROLES = {
+    "bank admin", "bank credit officer", "supplier", "core enterprise", "warehouse",
+    "logistics", "regulator auditor", "government viewer",
+}  # fmt: skip
+
+
+def test_demo_report_names_the_console_its_logins_and_what_was_projected(
+    demo_report: Path,
+) -> None:
+    report = json.loads((demo_report / "report.json").read_text())
+    console = report["console"]
+    assert console["simulated"] is True
+    assert console["url"] == report["cloud_url"] + "/console/"
+    assert console["url"].startswith("https://127.0.0.1:")
+    logins = console["logins"]
+    assert {x["role"] for x in logins} == CONSOLE_ROLES  # a login per console role
+    assert all(set(x) == {"role", "tenant", "kind", "username", "user_role"} for x in logins)
+    suppliers = {x["tenant"] for x in logins if x["role"] == "supplier"}
+    assert suppliers == {"sme-steel", "sme-strip-1", "sme-coil-2"}  # the stories' small firms
+    assert {(x["tenant"], x["kind"]) for x in logins if x["role"] == "government viewer"} == {
+        ("gov-portal", "government")
+    }
+    projected = console["projected"]
+    assert set(projected) == {"receipts", "loans", "notes", "blocks", "alerts"}
+    assert all(n > 0 for n in projected.values()), projected
+    # the receivables story's three notes and the finance story's loan reached the read model
+    assert projected["notes"] >= 3 and projected["loans"] >= 1
+    assert projected["alerts"] == console["alerts_published"]
+    assert console["projector"]["errors"] == 0, console["projector"]
+    assert console["projector"]["height"] == projected["blocks"]
+    assert console["events"]["block"] >= projected["blocks"]
+    assert console["profiles"] >= 12
+    text = (demo_report / "report.json").read_text()
+    assert "password" not in text
 
 
 def test_accounting_flags_what_is_neither_stored_nor_certified(tmp_path: Path) -> None:

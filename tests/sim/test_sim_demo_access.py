@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,8 @@ from tally.cloud.keys import CloudIdentity
 from tally.crypto import SigningKey, get_suite
 from tally.crypto.x509ca import fingerprint, load_issued
 from tally.device.trust import Trust
-from tally.sim.demo_access import DemoAccess, demo_role, make_demo_access
+from tally.sim.demo_access import DemoAccess, TenantSpec, demo_role, make_demo_access
+from tally.sim.demo_console import CONSOLE_TENANTS, EXTRA_ROLES, ROLE_LABELS, label
 from tally.sim.orgs import ORG_BANK, ORG_ROLES
 
 FAST = IdentityPolicy(scrypt_log_n=10)
@@ -145,3 +147,53 @@ def test_demo_roles() -> None:
     assert demo_role("bank-b", "bank", "bank") == "credit_officer"
     assert demo_role("regulator", "regulator", "bank") == "auditor"
     assert demo_role("warehouse", "warehouse", "bank") == "operator"
+
+
+async def test_the_console_gets_a_login_per_role_with_the_warehouse_site(tmp_path: Path) -> None:
+    made = make_demo_access(
+        tmp_path / "data", ORG_ROLES, ORG_BANK, policy=FAST, extra_roles=EXTRA_ROLES,
+        tenants=CONSOLE_TENANTS, sites={"warehouse": ["wh-demo"]},
+    )  # fmt: skip
+    try:
+        assert {label(x.kind, x.role) for x in made.logins} == set(ROLE_LABELS.values())
+        assert [(x.tenant, x.username, x.role) for x in made.logins if x.tenant == "bank"] == [
+            ("bank", "bank-admin", "admin"),
+            ("bank", "bank-credit-officer", "credit_officer"),
+        ]
+        assert made.identities.tenant("warehouse").sites == ("wh-demo",)
+        assert made.identities.tenant("sme-steel").kind == "supplier"
+        assert made.identities.tenant("gov-portal").kind == "government"
+        async with app_client(made, tmp_path) as client:
+            for x in made.logins:
+                if x.tenant not in ("warehouse", "sme-strip-1", "gov-portal", "bank"):
+                    continue
+                client.cookies.clear()
+                r = await client.post(
+                    "/v1/session",
+                    json={"tenant": x.tenant, "username": x.username, "password": x.password},
+                )
+                assert r.status_code == 200, r.text
+                me = (await client.get("/v1/me")).json()
+                assert (me["tenant"], me["tenant_kind"], me["roles"]) == (x.tenant, x.kind,
+                                                                          [x.role])  # fmt: skip
+                assert me.get("sites", []) == (["wh-demo"] if x.tenant == "warehouse" else [])
+    finally:
+        made.close()
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"tenants": [TenantSpec("gov", "government", "Gov", ("emperor",))]}, "role"),
+        ({"tenants": [TenantSpec("bank", "bank", "Twice", ("viewer",))]}, "given twice"),
+        ({"tenants": [TenantSpec("x", "supplier", "X", ("viewer", "viewer"))]}, "given twice"),
+        ({"extra_roles": {"nobody": ["viewer"]}}, "'nobody', which is not a member"),
+        ({"sites": {"warehouse": [" site "]}}, "site ' site ' must be 1 to 200"),
+    ],
+)
+def test_bad_tenants_roles_and_sites_are_refused_before_anything_is_written(
+    tmp_path: Path, kw: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(BadRequest, match=message):
+        make_demo_access(tmp_path, ORG_ROLES, ORG_BANK, policy=FAST, **kw)
+    assert list(tmp_path.iterdir()) == []

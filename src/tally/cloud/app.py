@@ -22,6 +22,11 @@
                                          bearer token only when ``metrics_token`` is set
 ``POST``/``DELETE /v1/session``,         logins, logouts and the caller, when the app has an
 ``GET /v1/me``                           identity store (:mod:`tally.cloud.session_api`)
+the platform API v1                      receipts, loans, notes, trades, documents, alerts,
+                                         applications, orgs, chain, dashboards, stream, verify,
+                                         audit, admin, ``/v1/openapi.json``
+                                         (:mod:`tally.cloud.api`), when the app has a read
+                                         model, an identity store and an audit log
 =======================================  ==========================================================
 
 Read endpoints need ``Authorization: Bearer <token>`` (see :mod:`tally.cloud.auth`); data of
@@ -37,7 +42,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -49,6 +54,7 @@ from tally.cloud.auditlog import AuditLog
 from tally.cloud.auth import Principal, TokenAuth
 from tally.cloud.config import CloudSettings
 from tally.cloud.errors import BadRequest, CloudError, NotFound
+from tally.cloud.fieldcrypt import FieldCipher
 from tally.cloud.identity_store import IdentityStore
 from tally.cloud.ingest import Ingestor, now_ms
 from tally.cloud.keys import CloudIdentity
@@ -60,6 +66,11 @@ from tally.cloud.storage.api import ANCHORED, ItemQuery, ItemRecord, Page, Stora
 from tally.crypto import DecodeError
 from tally.device.registration import Assurance
 from tally.device.trust import Trust
+from tally.ledger.genesis import Genesis
+
+if TYPE_CHECKING:
+    from tally.cloud.live import EventHub
+    from tally.cloud.views.store import Views
 
 CBOR = "application/cbor"
 COSE = "application/cose"
@@ -164,7 +175,7 @@ def reader(kind: str) -> Any:
     ) -> Principal:
         cloud: Cloud = request.app.state.cloud
         if cloud.sessions is None:
-            return cloud.auth.principal(authorization)
+            return cloud.auth.principal(authorization, kind)
         return cloud.sessions.reader(request, authorization, kind)
 
     return Depends(caller)
@@ -190,11 +201,18 @@ def create_app(
     ledger: LedgerLink | None = None,
     identities: IdentityStore | None = None,
     audit_log: AuditLog | None = None,
+    *,
+    views: Views | None = None,
+    hub: EventHub | None = None,
+    cipher: FieldCipher | None = None,
+    genesis: Genesis | None = None,
 ) -> FastAPI:
     """The cloud API over ``storage`` (already migrated), verifying against ``trust``;
     proof bundles carry the chain part from ``ledger`` when there is one. With
     ``identities`` (and ``audit_log``, where every login is recorded) it also takes logins,
-    sessions and identity API tokens (:mod:`tally.cloud.session_api`)."""
+    sessions and identity API tokens (:mod:`tally.cloud.session_api`). With ``views`` too
+    it serves the platform API v1 (:mod:`tally.cloud.api`): live events from ``hub``,
+    bundles verified against ``genesis`` (else ``trust``)."""
     if identities is not None and audit_log is None:
         raise ValueError("create_app: identities need an audit_log, where every login is recorded")
     ingestor = Ingestor(storage, trust, identity, clock, settings.max_upload_bytes)
@@ -206,6 +224,15 @@ def create_app(
     if identities is not None and audit_log is not None:
         cloud.sessions = SessionApi(identities, audit_log, auth)
         cloud.sessions.install(app)
+    if views is not None and identities is not None and audit_log is not None:
+        from tally.cloud.api import ApiContext, install_api
+
+        ctx = ApiContext(views, identities, audit_log, hub=hub, cipher=cipher, clock=clock,
+                         genesis=genesis, trust=trust)  # fmt: skip
+        install_api(app, ctx)
+        from tally.cloud.console import install_console
+
+        install_console(app, ctx)
     metrics = app.state.metrics = CloudMetrics(storage, ledger, settings.metrics_token)
     app.add_middleware(HttpMetrics, metrics=metrics)
 

@@ -46,6 +46,7 @@ SCOPE_NOUNS: dict[str, str] = {
     "note": "notes",
     "document": "documents",
     "trade": "trades",
+    "party": "parties",
     "alert": "alerts",
     "chain": "chain",
     "audit": "audit",
@@ -169,6 +170,7 @@ _WORKERS = _fs("operator", "admin")
 _FINANCE = _fs("operator", "credit_officer", "admin")
 _CREDIT = _fs("credit_officer", "admin")
 _MEMBERS = frozenset(TENANT_KINDS) - _fs("regulator", "government")
+_CONSORTIUM = _fs("bank", "core_enterprise", "warehouse", "logistics")
 _OPS_KINDS = _fs("device", "telemetry", "evidence", "alert", "chain", "aggregate")
 
 
@@ -197,6 +199,9 @@ RULES: tuple[Rule, ...] = (
          "any", True, "the regulator's auditors read every tenant's audit log and users"),
     Rule("government-aggregate-read", "a", "read", _fs("government"), _fs("aggregate"),
          _ALL_ROLES, "any", False, "the government portal reads aggregates"),
+    Rule("chain-member-read", "m", "read", _CONSORTIUM, _fs("chain"), _ALL_ROLES, "any",
+         False, "every consortium member reads the chain's blocks and transactions, "
+         "whoever created them"),
     Rule("own-ops-write", "o", "write", _MEMBERS, _OPS_KINDS, _WORKERS, "own", True,
          "operators and admins write their own tenant's devices, telemetry, evidence, "
          "alerts, chain records and aggregates"),
@@ -212,6 +217,9 @@ RULES: tuple[Rule, ...] = (
          "party", False, "a warehouse's operators and admins write the receipts it keeps"),
     Rule("core-note-write", "p", "write", _fs("core_enterprise"), _fs("note"), _FINANCE,
          "party", False, "a core enterprise writes the notes it issued"),
+    Rule("supplier-apply", "o", "write", _fs("supplier", "core_enterprise"), _fs("loan"),
+         _FINANCE, "own", True, "operators, credit officers and admins of suppliers and core "
+         "enterprises write their own loans: they apply for financing"),
     Rule("own-admin", "o", "admin", _MEMBERS, _fs("device", "alert", "chain", "user"),
          _fs("admin"), "own", True,
          "admins administer their own tenant's devices, alert rules, chain links and users"),
@@ -398,7 +406,8 @@ def render_matrix_markdown() -> str:
         "Per tenant kind: what each user role may do to each resource kind. `R`, `W`, `A` are "
         "read, write and admin; the letters after them are the codes of the grants above "
         "(o own tenant, c the bank's customers, s a warehouse's sites, k a warehouse's "
-        "custody, p a core enterprise's notes and trades, a all tenants). — means never.",
+        "custody, p a core enterprise's notes and trades, a all tenants, m the chain for "
+        "consortium members). — means never.",
     ]
     for tk in TENANT_KINDS:
         lines += ["", f"#### {tk}", "", "| resource | " + " | ".join(USER_ROLES) + " |"]

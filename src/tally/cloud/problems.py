@@ -63,6 +63,8 @@ def problem_body(exc: Exception) -> dict[str, Any]:
 def problem_response(exc: Exception) -> JSONResponse:
     body = problem_body(exc)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    if isinstance(exc, StarletteHTTPException) and exc.headers:
+        headers = dict(exc.headers)  # a 405 keeps its Allow header
     return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -23,11 +23,13 @@ form on another site cannot do without the browser asking first.
 
 On the read endpoints a bearer token starting with ``tly_`` is an identity API token (its
 scopes, expiry and revocation apply); any other bearer token is looked up among the
-configured ones exactly as before; without an ``Authorization`` header the session cookie
-is used. An identity principal reads an endpoint's resource kind when
-:func:`tally.cloud.authz.decide` lets it read its own tenant's resources of that kind (a
-refusal is 403 with the policy's reason), and reads every organisation's data when the policy
-lets it read another tenant's (the regulator); otherwise only its own tenant's.
+configured ones (:mod:`tally.cloud.auth`: a tenant-wide, read-only token whose tenant kind
+comes from the identity store when it knows the tenant); without an ``Authorization`` header
+the session cookie is used. Every principal — session, identity token, configured token —
+reads an endpoint's resource kind when :func:`tally.cloud.authz.decide` lets it read its own
+tenant's resources of that kind (a refusal is 403 with the policy's reason), and reads every
+organisation's data when the policy lets it read another tenant's (the regulator); otherwise
+only its own tenant's.
 
 Every login attempt — accepted, refused, refused while locked — and every logout is appended
 to the audit log: action ``session.login`` / ``session.logout``, actor the username, the
@@ -44,19 +46,23 @@ from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tally.cloud import authz
 from tally.cloud import identity as I
 from tally.cloud.auditlog import AuditLog
-from tally.cloud.auth import Principal, TokenAuth
-from tally.cloud.errors import BadRequest, CloudError, Forbidden, NotFound, Unauthorized
+from tally.cloud.auth import ELSEWHERE as ELSEWHERE  # re-exported: callers ask authz with it
+from tally.cloud.auth import (
+    ConfiguredPrincipal,
+    Principal,
+    TokenAuth,
+    read_principal,
+    store_tenants,
+)
+from tally.cloud.errors import BadRequest, CloudError, NotFound, Unauthorized
 from tally.cloud.identity_store import IdentityStore
 
 COOKIE = "__Host-tally_session"
 CSRF_HEADER = "X-CSRF-Token"
 LOGIN_FIELDS = ("tenant", "username", "password")
 MAX_LOGIN_BYTES = 8192
-ELSEWHERE = "(another tenant)"
-"""An owner no tenant id can be: asking about it tells whether a principal reads everyone's."""
 
 NO_CREDENTIALS = "this endpoint needs a session cookie or an Authorization: Bearer token"
 NO_SESSION_COOKIE = f"this request needs the session cookie {COOKIE!r}"
@@ -117,17 +123,19 @@ def parse_login(body: bytes) -> tuple[str | None, str, str]:
     return tenant, username, password
 
 
-def principal_json(who: I.Principal | Principal) -> dict[str, Any]:
-    if isinstance(who, Principal):  # a configured token
-        return {
-            "tenant": who.org, "tenant_kind": None, "user": None, "roles": [who.role],
-            "scopes": [], "sites": [], "via": "configured", "reads_all": who.reads_all,
-        }  # fmt: skip
-    return {
+Caller = I.Principal | ConfiguredPrincipal
+"""Whoever authenticated: a session or identity token, or a configured token."""
+
+
+def principal_json(who: Caller) -> dict[str, Any]:
+    out = {
         "tenant": who.tenant, "tenant_kind": who.tenant_kind, "user": who.user,
         "roles": sorted(who.roles), "scopes": sorted(who.scopes), "sites": sorted(who.sites),
         "via": who.via,
     }  # fmt: skip
+    if isinstance(who, ConfiguredPrincipal):
+        out.update(via="configured", role=who.label)
+    return out
 
 
 def _client(request: Request) -> str:
@@ -142,16 +150,17 @@ class SessionApi:
         self.store = store
         self.audit = audit
         self.tokens = tokens
+        tokens.use_tenants(store_tenants(store))
 
     # -- authentication (synchronous: FastAPI runs these dependencies in a worker thread) --
-    def authenticate(self, request: Request, authorization: str | None) -> I.Principal | Principal:
+    def authenticate(self, request: Request, authorization: str | None) -> Caller:
         """The caller: a ``tly_`` bearer token, a configured bearer token, or the session
         cookie; Unauthorized (TokenRefused, SessionRefused) otherwise."""
         if authorization:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() == "bearer" and token.strip().startswith(I.TOKEN_PREFIX):
                 return self.store.authenticate_token(token.strip())
-            return self.tokens.principal(authorization)
+            return self.tokens.identify(authorization)
         secret = request.cookies.get(COOKIE)
         if secret:
             return self.store.authenticate_session(secret)
@@ -160,14 +169,7 @@ class SessionApi:
     def reader(self, request: Request, authorization: str | None, kind: str) -> Principal:
         """The caller of a read endpoint on resources of ``kind``, as the read API's
         organisation filter; Forbidden with the policy's reason when it may not read them."""
-        who = self.authenticate(request, authorization)
-        if isinstance(who, Principal):
-            return who
-        own = authz.decide(who, "read", authz.ResourceRef(kind, who.tenant))
-        if not own.allowed:
-            raise Forbidden(own.reason)
-        everyone = authz.decide(who, "read", authz.ResourceRef(kind, ELSEWHERE)).allowed
-        return Principal(who.tenant, ",".join(sorted(who.roles)) or "token", everyone)
+        return read_principal(self.authenticate(request, authorization), kind)
 
     # -- audit -----------------------------------------------------------------------------
     def _tenant_of(self, username: str) -> str | None:

@@ -28,6 +28,8 @@ from amqtt.broker import Broker, BrokerContext, RetainedApplicationMessage
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
+from tally.mqtt import BrokerTls, broker_class, broker_listener
+
 log = logging.getLogger(__name__)
 
 RESERVED_PORTS = frozenset({1883})
@@ -63,14 +65,19 @@ class _SavedSession:
 class EmbeddedBroker:
     """Start and stop an in-process amqtt broker; use as ``async with EmbeddedBroker() as b``.
 
-    ``port`` 0 picks a free port, known as :attr:`port` once started; 1883 is refused.
+    ``port`` 0 picks a free port, known as :attr:`port` once started; 1883 is refused. With
+    ``tls`` (:class:`tally.mqtt.BrokerTls`) the listener speaks MQTT over TLS, and requires
+    client certificates from its ``client_ca_file`` when one is given.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, tls: BrokerTls | None = None
+    ) -> None:
         if port in RESERVED_PORTS:
             raise BrokerStartError(host, port, "port reserved for the site's broker")
         self.host = host
         self._port = port
+        self._tls = tls
         self._broker: Broker | None = None
         self._saved: dict[str, _SavedSession] = {}
         self.starts = 0
@@ -99,11 +106,11 @@ class EmbeddedBroker:
             return
         config: dict[str, Any] = {
             "listeners": {
-                "default": {"type": "tcp", "bind": f"{self.host}:{self._port}"},
+                "default": broker_listener(self.host, self._port, self._tls),
             },
             "plugins": {f"{__name__}.OpenAccessAuthPlugin": {}},
         }
-        broker = Broker(config)
+        broker = broker_class()(config) if self._tls is not None else Broker(config)
         try:
             await broker.start()
         except Exception as exc:

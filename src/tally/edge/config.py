@@ -16,8 +16,11 @@ Example (TOML)::
     trust_file = "trust.cbor"
     registrations_dir = "registrations"     # *.cose registrations and revocations
     window_ms = 1000
-    orders_url = "http://peer-wh.internal:9101"   # the warehouse's own peer: release orders
+    orders_url = "https://peer-wh.internal:9101"  # the warehouse's own peer: release orders
     orders_interval_ms = 5000
+    orders_ca_file = "tls/ca.pem"                   # the peer's CA
+    orders_client_cert_file = "tls/edge-wh1.pem"    # for a peer with mutual TLS
+    orders_client_key_file = "tls/edge-wh1-key.pem"
     [edge.mqtt]
     host = "127.0.0.1"
     port = 1883
@@ -67,11 +70,21 @@ class MqttConfig(_Model):
     password: str | None = Field(default=None, repr=False)
     client_id: str | None = None
     tls_ca_file: Path | None = None
+    """TLS to the broker, checked against this CA (TLS is on when any tls_* key is set)."""
+    tls_cert_file: Path | None = None
+    """The client certificate (and key) for a broker that requires one."""
+    tls_key_file: Path | None = None
 
     @field_validator("version", mode="before")
     @classmethod
     def _version_text(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int | float) else v
+
+    @model_validator(mode="after")
+    def _client_pair(self) -> MqttConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("mqtt.tls_cert_file and mqtt.tls_key_file must be given together")
+        return self
 
 
 class ListenConfig(_Model):
@@ -79,6 +92,23 @@ class ListenConfig(_Model):
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535, description="0 turns the adapter off")
+
+
+class HttpListenConfig(ListenConfig):
+    """The HTTP adapter: HTTPS with ``tls_cert_file``/``tls_key_file``, and with
+    ``tls_client_ca_file`` only devices presenting a certificate of that CA (mutual TLS)."""
+
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls(self) -> HttpListenConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("http.tls_cert_file and http.tls_key_file must be given together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("http.tls_client_ca_file needs http.tls_cert_file and tls_key_file")
+        return self
 
 
 class ModbusRegister(_Model):
@@ -145,8 +175,13 @@ class EdgeConfig(_Model):
     """The base URL of the warehouse's own ledger peer; release orders of the site are read
     from it (``tally.edge.orders``). Unset: nothing polls."""
     orders_interval_ms: int = Field(5000, ge=100, le=3_600_000)
+    orders_ca_file: Path | None = None
+    """The CA an ``https://`` peer's certificate must chain to (else the system's CAs)."""
+    orders_client_cert_file: Path | None = None
+    """The client certificate (and key) presented to a peer with mutual TLS."""
+    orders_client_key_file: Path | None = None
     mqtt: MqttConfig = Field(default_factory=lambda: MqttConfig(port=0))
-    http: ListenConfig = Field(default_factory=ListenConfig)
+    http: HttpListenConfig = Field(default_factory=HttpListenConfig)
     coap: ListenConfig = Field(default_factory=ListenConfig)
     modbus: tuple[ModbusDevice, ...] = ()
     rules: list[dict[str, Any]] = Field(default_factory=list)
@@ -175,6 +210,14 @@ class EdgeConfig(_Model):
             "https://"
         ):
             raise ValueError("cloud_client_cert_file is only used with an https:// cloud_url")
+        if (self.orders_client_cert_file is None) != (self.orders_client_key_file is None):
+            raise ValueError(
+                "orders_client_cert_file and orders_client_key_file must be given together"
+            )
+        orders_tls = self.orders_ca_file or self.orders_client_cert_file
+        if orders_tls is not None and not (self.orders_url or "").startswith("https://"):
+            raise ValueError("orders_ca_file and orders_client_* are only used with an "
+                             "https:// orders_url")  # fmt: skip
         return self
 
     @property

@@ -24,6 +24,11 @@ cannot be read stays as it is. A peer that cannot be read — down, a problem an
 not of the documented shape — fails the poll: the poller tries again at the next interval
 and keeps the error in :meth:`OrderPoller.stats`.
 
+Transport: an ``https://`` peer is checked against ``tls`` (a client context from
+``orders_ca_file``, presenting ``orders_client_cert_file`` to a peer with mutual TLS:
+:func:`tally.crypto.tlsconf.client_tls`), else the system's CAs. A refused handshake is a
+peer that cannot be read.
+
 What was handed over is kept in memory: after a restart every order of the site is handed
 over again (the rules engine starts empty too), less those whose receipt is stopped. Receipts
 of handed-over orders are read again only when the peer's height moved since the last poll
@@ -35,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -128,12 +134,14 @@ class OrderPoller:
     def __init__(self, site: str, url: str, authorise: Authorise, revoke: Revoke, *,
                  interval_ms: int = 5000, timeout_s: float = 10.0, limit: int = PAGE_LIMIT,
                  clock: Callable[[], int] | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:  # fmt: skip
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
         self.site, self.url = site, url.rstrip("/")
         self.authorise, self.revoke = authorise, revoke
         self.interval_ms, self.timeout_s, self.limit = interval_ms, timeout_s, limit
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
         self.transport = transport  # None: the network (another one in tests)
+        self.tls = tls  # None: the system's CAs for an https:// peer
         self.seen: set[str] = set()
         self.handed: list[Order] = []  # in the order handed over
         self.revoked: list[str] = []
@@ -165,7 +173,8 @@ class OrderPoller:
             self._client = None
 
     def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=self.timeout_s, trust_env=False, transport=self.transport)
+        return httpx.AsyncClient(timeout=self.timeout_s, trust_env=False, transport=self.transport,
+                                 verify=True if self.tls is None else self.tls)  # fmt: skip
 
     async def _run(self) -> None:
         while True:

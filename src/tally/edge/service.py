@@ -5,14 +5,24 @@ a port listen for devices, and every ``[[edge.modbus]]`` meter is polled. With `
 set, the release orders of the site are read from the warehouse's peer and handed to the
 gateway (:class:`tally.edge.orders.OrderPoller`; its stats are ``adapter_stats()["orders"]``).
 ``tally edge`` runs this until it is stopped; the demo runs it in-process.
+
+TLS comes from the configuration: ``[edge.http]`` serves HTTPS with ``tls_cert_file`` and
+``tls_key_file`` (mutual TLS with ``tls_client_ca_file``), the MQTT subscriber connects with
+``[edge.mqtt]`` ``tls_ca_file`` (and ``tls_cert_file``/``tls_key_file`` for a broker that
+requires a client certificate), and the order poller reads an ``https://`` peer with
+``orders_ca_file`` (and ``orders_client_cert_file``/``orders_client_key_file``). A bad
+certificate stops the edge at construction with an X509Error naming it. CoAP (UDP) and the
+Modbus/TCP polls have no TLS: ``docs/transport.md`` says why.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 
+from tally.crypto.tlsconf import client_tls, server_tls
 from tally.edge.adapters import (
     CoapEndpoint,
     HttpEndpoint,
@@ -25,6 +35,10 @@ from tally.edge.gateway import EdgeGateway
 from tally.edge.orders import OrderPoller
 
 log = logging.getLogger(__name__)
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _labels(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -60,6 +74,9 @@ class EdgeService:
                 gateway.revoke_release,
                 interval_ms=cfg.orders_interval_ms,
                 clock=gateway.clock,
+                tls=client_tls(
+                    cfg.orders_ca_file, cfg.orders_client_cert_file, cfg.orders_client_key_file
+                ),
             )
         on_env = gateway.on_envelope
         if cfg.mqtt.port:
@@ -72,11 +89,15 @@ class EdgeService:
                 version=cfg.mqtt.version,
                 username=cfg.mqtt.username,
                 password=cfg.mqtt.password,
-                tls_ca=str(cfg.mqtt.tls_ca_file) if cfg.mqtt.tls_ca_file else None,
+                tls_ca=_text(cfg.mqtt.tls_ca_file),
+                tls_cert=_text(cfg.mqtt.tls_cert_file),
+                tls_key=_text(cfg.mqtt.tls_key_file),
             )
         http_port = cfg.http.port if listen_http is None else listen_http
         if http_port or listen_http == 0:
-            self.http = HttpEndpoint(on_env, host=cfg.http.host, port=http_port)
+            h = cfg.http
+            tls = server_tls(h.tls_cert_file, h.tls_key_file, h.tls_client_ca_file)
+            self.http = HttpEndpoint(on_env, host=h.host, port=http_port, tls=tls)
         coap_port = cfg.coap.port if listen_coap is None else listen_coap
         if coap_port or listen_coap == 0:
             self.coap = CoapEndpoint(on_env, host=cfg.coap.host, port=coap_port)

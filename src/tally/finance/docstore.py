@@ -24,13 +24,22 @@ database. :meth:`DocStore.put` parses (and, given the owner's key, verifies) a d
 before storing it, and is idempotent by salted hash: the same bytes with the same salt give
 the stored row back and write nothing, also when two writers race. The same document under
 another salt is another row with the same identity: :meth:`DocStore.by_identity` finds both.
+
+**Bodies at rest.** Given a :class:`Sealer` (the cloud's ``FieldCipher`` fits, with its
+``FieldRef`` as ``field_ref``), ``cose`` holds the document sealed for its issuing tenant (the
+signer, ``owner``) at ``field_ref("docs", "body", <hex salted hash>)``: a copy of the database
+shows no document text, and a sealed body moved to another row or tenant does not open. The
+other columns stay in clear, as the queries need them. Reads open the body again; a row stored
+before sealing was turned on (its ``cose`` starts like a COSE_Sign1, ``0xd2`` or ``0x84``) is
+read as it is. Without a sealer bodies are stored as signed.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -38,6 +47,23 @@ from sqlalchemy.engine import Engine
 from tally.crypto import VerifyKey
 from tally.finance import sqlengine
 from tally.finance.documents import SALT_SIZE, SignedDocument, parse_document
+
+SEAL_TABLE, SEAL_COLUMN = "docs", "body"
+"""Where a sealed body is bound: ``field_ref(SEAL_TABLE, SEAL_COLUMN, <hex salted hash>)``."""
+COSE_STARTS = (b"\xd2", b"\x84")
+"""How a COSE_Sign1 body stored in clear starts (tagged, untagged); a sealed one does not."""
+
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
+
+
+class Sealer(Protocol[R_contra]):
+    """Encrypts a value for a tenant at a place (``ref``) and opens it again; the envelope
+    never starts with ``0xd2`` or ``0x84``. ``tally.cloud.fieldcrypt.FieldCipher`` fits."""
+
+    def encrypt(self, tenant: str, ref: R_contra, plaintext: bytes) -> bytes: ...
+
+    def decrypt(self, tenant: str, ref: R_contra, envelope: bytes) -> bytes: ...
 
 
 def make_engine(url: str) -> Engine:
@@ -75,9 +101,20 @@ def _row(r: Any) -> StoredDocument:
 class DocStore:
     """The documents table behind one engine (see the module docstring)."""
 
-    def __init__(self, db: str | Engine, prefix: str = "docs_") -> None:
+    def __init__(
+        self,
+        db: str | Engine,
+        prefix: str = "docs_",
+        *,
+        sealer: Sealer[R] | None = None,
+        field_ref: Callable[[str, str, str], R] | None = None,
+    ) -> None:
         if not prefix.replace("_", "").isalnum() or not prefix[0].isalpha():
             raise ValueError(f"table prefix must be letters, digits and '_', got {prefix!r}")
+        if (sealer is None) != (field_ref is None):
+            raise ValueError("a sealer needs its field_ref (FieldRef for a FieldCipher), and back")
+        self._sealer: Sealer[Any] | None = sealer
+        self._ref: Callable[[str, str, str], Any] | None = field_ref
         self.engine = make_engine(db) if isinstance(db, str) else db
         self._owns_engine = isinstance(db, str)
         self.metadata = sa.MetaData()
@@ -117,9 +154,12 @@ class DocStore:
             return found, False
         d = signed.doc
         row = StoredDocument(h, cose, salt, d.kind, d.trade, d.by, d.no, d.t, signed.identity())
+        body = cose
+        if self._sealer is not None:  # sealed before the write transaction (a DEK may be made)
+            body = self._sealer.encrypt(row.owner, self._place(h), cose)
         try:
             with self.engine.begin() as conn:
-                conn.execute(sa.insert(self.documents).values(**row.__dict__))
+                conn.execute(sa.insert(self.documents).values(**{**row.__dict__, "cose": body}))
             return row, True
         except sa.exc.IntegrityError:  # a concurrent put of the same document and salt won
             pass
@@ -127,11 +167,21 @@ class DocStore:
         assert stored is not None
         return stored, False
 
+    def _place(self, salted_hash: bytes) -> Any:
+        assert self._ref is not None
+        return self._ref(SEAL_TABLE, SEAL_COLUMN, salted_hash.hex())
+
+    def _open(self, r: Any) -> StoredDocument:
+        row = _row(r)
+        if self._sealer is None or row.cose[:1] in COSE_STARTS:
+            return row
+        return replace(row, cose=self._sealer.decrypt(row.owner, self._place(row.hash), row.cose))
+
     def get(self, salted_hash: bytes) -> StoredDocument | None:
         d = self.documents
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(d).where(d.c.hash == salted_hash)).mappings().first()
-        return None if r is None else _row(r)
+        return None if r is None else self._open(r)
 
     def query(
         self, trade: str | None = None, kind: str | None = None, owner: str | None = None
@@ -143,7 +193,7 @@ class DocStore:
             if value is not None:
                 q = q.where(column == value)
         with self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(q).mappings()]
+            return [self._open(r) for r in conn.execute(q).mappings()]
 
     def by_trade(self, trade: str) -> list[StoredDocument]:
         """Every document of ``trade``, by date."""
@@ -154,7 +204,7 @@ class DocStore:
         d = self.documents
         q = sa.select(d).where(d.c.identity == identity).order_by(d.c.t, d.c.hash)
         with self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(q).mappings()]
+            return [self._open(r) for r in conn.execute(q).mappings()]
 
     def drop(self) -> None:
         self.metadata.drop_all(self.engine)
@@ -164,4 +214,4 @@ class DocStore:
             self.engine.dispose()
 
 
-__all__ = ["DocStore", "StoredDocument", "make_engine"]
+__all__ = ["DocStore", "Sealer", "StoredDocument", "make_engine"]

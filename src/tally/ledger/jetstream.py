@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -226,7 +227,9 @@ class JetStreamOrderer:
     the streams' name prefix; ``clock`` returns ms and stamps blocks and times ``max_ms``;
     ``cut`` runs a block cutter in this instance; ``replicas`` (None: 3, or 1 on a server
     that is not clustered) and ``duplicate_window`` (seconds) apply when the streams are
-    created; ``timeout`` bounds the retries of ``submit`` and of opening, in seconds.
+    created; ``timeout`` bounds the retries of ``submit`` and of opening, in seconds;
+    ``tls`` is the client context for servers that speak TLS (``tls://`` URLs; with mutual
+    TLS it presents the client certificate: :func:`tally.crypto.tlsconf.client_tls`).
 
     The connection is opened by :meth:`start` (or the first ``submit``/``blocks`` call, or
     ``async with``), which creates the streams if missing and reads the last block.
@@ -243,6 +246,7 @@ class JetStreamOrderer:
         replicas: int | None = None,
         duplicate_window: float = 600.0,
         timeout: float = 30.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if not servers:
             raise ValueError("at least one server URL is needed")
@@ -250,6 +254,7 @@ class JetStreamOrderer:
         self._suite = genesis.suite
         self._chain = genesis.chain
         self._servers = list(servers)
+        self._tls = tls
         prefix = stream or f"TALLY_{self._chain.hex()[:16].upper()}"
         self.tx_stream = f"{prefix}_TX"
         self.block_stream = f"{prefix}_BLOCKS"
@@ -325,6 +330,7 @@ class JetStreamOrderer:
                     connect_timeout=2,
                     reconnect_time_wait=0.2,  # type: ignore[arg-type]  # seconds; a float works
                     max_reconnect_attempts=-1,
+                    tls=self._tls,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnect,
                 ),

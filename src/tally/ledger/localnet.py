@@ -9,9 +9,18 @@ Layout under ``directory`` (created on the first run, reused on every later one)
     members/<org>/peer.log       the peer's output (appended)
     members/<org>/data/          state.sqlite, txlog.bin, index.sqlite
     nats/cluster/n<i>/           each NATS server's configuration, log and JetStream store
+    tls/                         the run's CA and certificates (made again on every run)
 
 The peers and the NATS servers listen on loopback ports picked free on every run. Their data
 stays, so a run on the same directory carries on from the blocks already ordered.
+
+With ``tls`` (the default) every run makes a CA in ``tls/`` (replacing the last run's) and
+issues from it, for ``127.0.0.1`` and ``localhost``: ``peer-<org>.pem`` (each peer's HTTPS
+certificate), ``member-<org>.pem`` (each peer's NATS client certificate), ``nats.pem`` (the
+NATS servers', for clients and routes) and ``client.pem`` (for the consortium's users: the
+cloud, an edge, scripts), each with its ``-key.pem``, valid 30 days. Peers serve HTTPS with
+mutual TLS and NATS speaks mutual TLS on its client port and routes; :class:`LocalNet` names
+the CA and the client certificate.
 """
 
 from __future__ import annotations
@@ -20,8 +29,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
-import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,10 +42,11 @@ from typing import Any
 
 import httpx
 
+from tally.crypto.tlsconf import LocalPki, client_tls, make_local_pki
 from tally.ledger.bootstrap import create_consortium
 from tally.ledger.errors import LedgerError
 from tally.ledger.genesis import Genesis, Ordering, read_genesis
-from tally.ledger.natscluster import NatsCluster
+from tally.ledger.natscluster import NatsCluster, NatsTls, free_ports
 
 __all__ = ["DEFAULT_MEMBERS", "LocalNet", "LocalNetError", "describe", "run_localnet"]
 
@@ -77,6 +88,15 @@ class LocalNet:
     peers: dict[str, str]  # org -> base URL
     pids: dict[str, int]  # org -> peer process id
     nats_pids: list[int] = field(default_factory=list)
+    ca_file: Path | None = None
+    """The run's CA certificate (None without TLS): trust it to reach the peers and NATS."""
+    client_cert_file: Path | None = None
+    """A client certificate of the run's CA that the peers and NATS accept."""
+    client_key_file: Path | None = None
+
+    def client_context(self) -> ssl.SSLContext | None:
+        """Trusts the run's CA, presents the client certificate; None without TLS."""
+        return client_tls(self.ca_file, self.client_cert_file, self.client_key_file)
 
 
 def describe(net: LocalNet) -> str:
@@ -87,6 +107,8 @@ def describe(net: LocalNet) -> str:
         f"  genesis  {net.genesis}",
         f"  nats     {', '.join(net.nats_urls)}",
     ]
+    if net.ca_file is not None:
+        lines.append(f"  tls      CA {net.ca_file}, client certificate {net.client_cert_file}")
     width = max((len(org) for org in net.peers), default=0)
     for org, url in net.peers.items():
         lines.append(f"  peer     {org:<{width}}  {url}  (pid {net.pids[org]})")
@@ -96,8 +118,8 @@ def describe(net: LocalNet) -> str:
 class _KeptCluster(NatsCluster):
     """A NatsCluster whose servers keep their data in one fixed directory across runs."""
 
-    def __init__(self, root: Path, size: int, ready_timeout: float) -> None:
-        super().__init__(root.parent, size, ready_timeout=ready_timeout, keep=True)
+    def __init__(self, root: Path, size: int, ready_timeout: float, tls: NatsTls | None) -> None:
+        super().__init__(root.parent, size, ready_timeout=ready_timeout, keep=True, tls=tls)
         self._fixed = root
 
     def _layout(self) -> None:
@@ -115,6 +137,7 @@ class _Peer:
     directory: Path
     port: int
     proc: subprocess.Popen[bytes] | None = None
+    pki: LocalPki | None = None
 
     @property
     def log_path(self) -> Path:
@@ -122,26 +145,13 @@ class _Peer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'http' if self.pki is None else 'https'}://127.0.0.1:{self.port}"
 
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
-
-
-def _free_ports(n: int) -> list[int]:
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _toml_str(value: str) -> str:
@@ -158,9 +168,36 @@ def _write_config(peer: _Peer, directory: Path, nats: Sequence[str]) -> Path:
         f"data_dir = {_toml_str(str(peer.directory / 'data'))}\n"
         'host = "127.0.0.1"\n'
         f"port = {peer.port}\n"
-        f"nats = [{', '.join(_toml_str(u) for u in nats)}]\n"
+        f"nats = [{', '.join(_toml_str(u) for u in nats)}]\n" + _tls_config(peer)
     )
     return path
+
+
+def _tls_config(peer: _Peer) -> str:
+    """The ``[peer]`` TLS keys of ``peer`` ("" without TLS)."""
+    pki = peer.pki
+    if pki is None:
+        return ""
+    (cert, key), (member, member_key) = (
+        pki.pair(pki.servers[f"peer-{peer.org}"]), pki.pair(pki.clients[f"member-{peer.org}"])
+    )  # fmt: skip
+    files = {"tls_cert_file": cert, "tls_key_file": key, "tls_client_ca_file": pki.ca_file,
+             "nats_ca_file": pki.ca_file, "nats_cert_file": member,
+             "nats_key_file": member_key}  # fmt: skip
+    return "".join(f"{k} = {_toml_str(str(v))}\n" for k, v in files.items())
+
+
+def _run_pki(directory: Path, name: str, orgs: Sequence[str]) -> LocalPki:
+    """This run's CA and certificates in ``directory/tls`` (the last run's deleted first)."""
+    tls = directory / "tls"
+    shutil.rmtree(tls, ignore_errors=True)
+    return make_local_pki(
+        tls,
+        f"{name[:40]} local CA",
+        servers=[f"peer-{org}" for org in orgs],
+        clients=[*(f"member-{org}" for org in orgs), "client"],
+        nodes=["nats"],
+    )
 
 
 def _open_genesis(
@@ -223,12 +260,14 @@ def _exited(peer: _Peer) -> LocalNetError | None:
     return None
 
 
-async def _wait_ready(peers: Sequence[_Peer], chain: str, timeout: float) -> None:
+async def _wait_ready(
+    peers: Sequence[_Peer], chain: str, timeout: float, tls: ssl.SSLContext | None
+) -> None:
     """Poll every peer's ``GET /v1/status`` until each answers for ``chain``."""
     deadline = time.monotonic() + timeout
     pending = {p.org: p for p in peers}
     why: dict[str, str] = {}
-    async with httpx.AsyncClient(timeout=1.0) as http:
+    async with httpx.AsyncClient(timeout=1.0, verify=True if tls is None else tls) as http:
         while pending:
             for p in pending.values():
                 if (err := _exited(p)) is not None:
@@ -294,6 +333,7 @@ async def run_localnet(
     on_ready: Callable[[LocalNet], None] | None = None,
     stop: asyncio.Event | None = None,
     policies: PolicyMaker | None = None,
+    tls: bool = True,
 ) -> None:
     """Run a consortium in ``directory`` until ``stop`` is set (forever without one).
 
@@ -305,25 +345,34 @@ async def run_localnet(
     ``ready_timeout`` seconds for the cluster and again for the peers) until every peer
     answers ``GET /v1/status``, calls ``on_ready``, and waits. On the way out — ``stop``,
     cancellation or any error — peers get SIGTERM (SIGKILL after 5 s), then the NATS servers
-    stop. Raises LocalNetError (a peer failed to start, or died), or the NatsCluster errors.
+    stop. With ``tls`` the peers and NATS speak mutual TLS with a CA made for the run (module
+    docstring). Raises LocalNetError (a peer failed to start, or died), or the NatsCluster
+    errors.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     g = _open_genesis(directory, passphrase, members, policies)
     chain = g.chain.hex()
-    cluster = _KeptCluster(directory / "nats" / "cluster", nats_servers, ready_timeout)
+    orgs = sorted(g.members)
+    pki = _run_pki(directory, g.name, orgs) if tls else None
+    nats = None if pki is None else NatsTls(*pki.pair(pki.nodes["nats"]), pki.ca_file)
+    cluster = _KeptCluster(directory / "nats" / "cluster", nats_servers, ready_timeout, nats)
     peers: list[_Peer] = []
     try:
         t0 = time.monotonic()
         await cluster.start()
         log.info("nats cluster ready in %.2f s: %s", time.monotonic() - t0, cluster.urls)
-        ports = _free_ports(len(g.members))
-        for org, port in zip(sorted(g.members), ports, strict=True):
-            peer = _Peer(org, directory / "members" / org, port)
+        ports = free_ports(len(orgs), "127.0.0.1")
+        for org, port in zip(orgs, ports, strict=True):
+            peer = _Peer(org, directory / "members" / org, port, pki=pki)
             peer.directory.mkdir(parents=True, exist_ok=True)
             peers.append(peer)
             _spawn(peer, _write_config(peer, directory, cluster.urls), passphrase)
-        await _wait_ready(peers, chain, ready_timeout)
+        user: tuple[Path | None, Path | None] = (None, None)
+        if pki is not None:
+            user = pki.pair(pki.clients["client"])
+        ca = None if pki is None else pki.ca_file
+        await _wait_ready(peers, chain, ready_timeout, client_tls(ca, *user))
         log.info("%d peers ready in %.2f s", len(peers), time.monotonic() - t0)
         net = LocalNet(
             directory=directory,
@@ -334,6 +383,9 @@ async def run_localnet(
             peers={p.org: p.url for p in peers},
             pids={p.org: p.proc.pid for p in peers if p.proc is not None},
             nats_pids=[pid for i in range(nats_servers) if (pid := cluster.pid(i)) is not None],
+            ca_file=ca,
+            client_cert_file=user[0],
+            client_key_file=user[1],
         )
         if on_ready is not None:
             on_ready(net)

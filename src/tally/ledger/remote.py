@@ -14,6 +14,11 @@ peer (else any other) → poll ``GET /v1/tx/{id}`` on the creator's peer (else t
 until committed → gather ``GET /v1/checkpoints/{height}`` from every peer until
 ``checkpoint_quorum`` members signed identical payloads. One deadline bounds all of it.
 
+Transport: ``https://`` peers are checked against ``ca_file`` (else the system's CAs) and,
+for peers that require mutual TLS, ``client_cert_file``/``client_key_file`` are presented
+(or give a ready ``tls`` context, :func:`tally.crypto.tlsconf.client_tls`). A peer that refuses
+the handshake counts as one that does not answer.
+
 Endorsers are chosen by the genesis policy and checkpoints verified with the genesis keys: a
 consortium whose membership contract changed policies or keys needs a client that reads them
 from the chain.
@@ -22,13 +27,16 @@ from the chain.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tally.crypto import SigningKey
+from tally.crypto.tlsconf import client_tls
 from tally.ledger.checkpoint import CheckpointCollector, FinalCheckpoint
 from tally.ledger.client import Client
 from tally.ledger.errors import CheckpointInvalid, LedgerError, ProposalRejected, TxTimeout
@@ -108,8 +116,11 @@ def _rejection(resp: httpx.Response) -> ProposalRejected:
 
 
 class RemoteConsortium:
-    """Peers of ``genesis``'s chain reached over HTTP (org → base URL; :attr:`peers` may be
-    changed, e.g. when a peer restarts on another port). Always :meth:`close` it."""
+    """Peers of ``genesis``'s chain reached over HTTP or HTTPS (org → base URL; :attr:`peers`
+    may be changed, e.g. when a peer restarts on another port). ``ca_file``,
+    ``client_cert_file`` and ``client_key_file`` (or a ready ``tls`` context) are the TLS
+    client settings (module docstring); refused with an X509Error when unfit. Always
+    :meth:`close` it."""
 
     def __init__(
         self,
@@ -119,6 +130,10 @@ class RemoteConsortium:
         timeout: float = DEFAULT_TIMEOUT,
         request_timeout: float = REQUEST_TIMEOUT,
         poll: float = POLL,
+        ca_file: Path | None = None,
+        client_cert_file: Path | None = None,
+        client_key_file: Path | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         unknown = sorted(set(peers) - set(genesis.members))
         if unknown:
@@ -129,7 +144,8 @@ class RemoteConsortium:
         self.request_timeout = request_timeout
         self.poll = poll
         self.invalid_checkpoints: list[CheckpointInvalid] = []
-        self.http = httpx.AsyncClient(trust_env=False)
+        ctx = tls or client_tls(ca_file, client_cert_file, client_key_file)
+        self.http = httpx.AsyncClient(trust_env=False, verify=True if ctx is None else ctx)
 
     async def close(self) -> None:
         await self.http.aclose()

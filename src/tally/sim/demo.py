@@ -5,7 +5,9 @@ silo, trucks, a leased forklift, a hotel's till feed, an electricity meter) whos
 sign every reading; MQTT through the embedded broker, HTTP and CoAP into the edge gateway;
 a Modbus meter that cannot sign, polled by the edge; the edge's rules, batches and uplink;
 the cloud on SQLite with its signed receipts and proof export, served over HTTPS with a CA
-made for the run and a demo login per member (:mod:`tally.sim.demo_access`); and the
+made for the run and a demo login per console role (:mod:`tally.sim.demo_access`), with the
+read model, live events and the projector following the chain behind the console and API v1
+(:mod:`tally.sim.demo_console`); and the
 consortium ledger of two banks, a core enterprise, the warehouse, the logistics firm and the
 regulator (a peer each, a solo orderer, checkpoints final with four of six signatures), on
 which the chain registers every device, edge and cloud key and the cloud anchors every stored
@@ -41,7 +43,6 @@ import httpx
 from tally.cloud.anchoring import ConsortiumLink
 from tally.cloud.config import ApiToken, CloudSettings, token_digest
 from tally.cloud.keys import CloudIdentity
-from tally.cloud.metrics import record_alerts
 from tally.cloud.server import CloudService, build_service
 from tally.crypto import get_suite
 from tally.device.broker import EmbeddedBroker
@@ -54,17 +55,21 @@ from tally.edge.config import load_edge_config
 from tally.edge.gateway import EdgeGateway
 from tally.edge.service import EdgeService
 from tally.ledger.consortium import Consortium
-from tally.sim.accounting import Accounting, account
+from tally.sim.accounting import account
 from tally.sim.bundles import export_bundles
 from tally.sim.chain import chain_report, create_consortium, drain_anchors, register_on_chain
 from tally.sim.demo_access import DemoAccess, make_demo_access
+from tally.sim.demo_console import CONSOLE_TENANTS, EXTRA_ROLES, DemoConsole
+from tally.sim.demo_report import flow_report
 from tally.sim.display import Display
-from tally.sim.finance_chain import FinanceChain
+from tally.sim.finance_chain import TRADER, FinanceChain
 from tally.sim.finance_story import FinanceStory
+from tally.sim.finance_watch import AlertSink
 from tally.sim.fleet import COAP, HTTP, MQTT, Fleet, Outgoing
 from tally.sim.orgs import (
     ORG_BANK,
     ORG_LOGISTICS,
+    ORG_REGULATOR,
     ORG_ROLES,
     ORG_WAREHOUSE,
     ORGS,
@@ -178,6 +183,7 @@ class Demo:
         self.story: FinanceStory | None = None
         self.receivables: ReceivablesStory | None = None
         self.access: DemoAccess | None = None
+        self.console: DemoConsole | None = None
 
     # setup -------------------------------------------------------------------------------
 
@@ -195,19 +201,24 @@ class Demo:
             now_ms=self.start_ms - 86_400_000,
         )
 
-    def _cloud(self, prov: Provisioned, link: ConsortiumLink, access: DemoAccess) -> CloudService:
+    def _cloud(
+        self, prov: Provisioned, link: ConsortiumLink, access: DemoAccess, console: DemoConsole
+    ) -> CloudService:
         settings = CloudSettings(
             id=prov.cloud_id,
             org=ORG_BANK,
             data_dir=self.data_dir / "cloud",
-            database_url=f"sqlite:///{self.data_dir / 'cloud' / 'cloud.db'}",
+            database_url=self.database_url,
             trust_file=prov.trust_path,
             registrations_dir=prov.registrations_dir,
-            api_tokens=[ApiToken(sha256=token_digest(self.token), org=ORG_BANK, role="auditor")],
+            # the demo's own reads (evidence for receipts, proof bundles of every device) go
+            # through the regulator's read-only token: the one tenant that reads every member's
+            api_tokens=[
+                ApiToken(sha256=token_digest(self.token), org=ORG_REGULATOR, role="auditor")
+            ],
             tls_cert_file=access.server.cert_file,
             tls_key_file=access.server.key_file,
         )
-        (self.data_dir / "cloud").mkdir(parents=True, exist_ok=True)
         identity = CloudIdentity(
             prov.cloud_id, ORG_BANK, prov.cloud_key, prov.registrations[prov.cloud_id]
         )
@@ -218,7 +229,14 @@ class Demo:
             ledger=link,
             identities=access.identities,
             audit_log=access.audit_log,
+            views=console.views,
+            hub=console.hub,
+            cipher=console.cipher,
         )
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'cloud' / 'cloud.db'}"
 
     def _edge(
         self, prov: Provisioned, broker_port: int, meter_port: int, cloud_url: str, ca_file: Path
@@ -346,7 +364,10 @@ class Demo:
         consortium = await create_consortium(
             directory, self.opts.suite, ORG_ROLES, prov.org_keys, self.clock
         )
-        self.access = make_demo_access(self.data_dir, ORG_ROLES, ORG_BANK, suite=self.opts.suite)
+        self.access = make_demo_access(
+            self.data_dir, ORG_ROLES, ORG_BANK, suite=self.opts.suite, extra_roles=EXTRA_ROLES,
+            tenants=CONSOLE_TENANTS, sites={ORG_WAREHOUSE: [self.site.site_id]},
+        )  # fmt: skip
         try:
             return await self._run_with(prov, fleet, consortium)
         finally:
@@ -358,13 +379,23 @@ class Demo:
         self.link = link = ConsortiumLink(consortium, ORG_BANK)
         chain = await register_on_chain(link, prov.registrations)
         assert self.access is not None
-        self.cloud = cloud = self._cloud(prov, link, self.access)
+        (self.data_dir / "cloud").mkdir(parents=True, exist_ok=True)
+        self.console = console = DemoConsole(self.data_dir / "cloud", self.database_url,
+                                             opts.suite)  # fmt: skip
+        try:
+            self.cloud = cloud = self._cloud(prov, link, self.access, console)
+        except BaseException:
+            console.close()
+            raise
         await cloud.start()
         display = Display(self, fleet, headless=opts.headless)
         try:
+            console.seed_profiles()
+            console.start(consortium, ORG_BANK, cloud.server.app.state.metrics)
+            assert console.feed is not None
             self.story = story = self._story(consortium)
-            metrics = cloud.server.app.state.metrics
-            story.on_alerts = lambda alerts: record_alerts(metrics, alerts)
+            story.on_alerts = AlertSink(console.feed, owner=TRADER, bank=ORG_BANK,
+                                        site=self.site.site_id)  # fmt: skip
             await story.start()
             self.receivables = receivables = self._receivables(consortium, story.chain)
             await receivables.start()
@@ -386,6 +417,7 @@ class Demo:
                 }
                 await pubs[MQTT].connect()
                 display.start(cloud.server.url, self.token, self.access)
+                console.banner(display.console, cloud.server.url, self.access)
                 api = self._client(cloud)
                 try:
                     end = time.monotonic() + opts.duration_s
@@ -410,8 +442,9 @@ class Demo:
                     receivables_missing = await receivables.export(api)
                     await story.finish()
                     receivables.close()
+                    display.note("projecting the chain's final state into the read model")
+                    await console.stop()
                     edge_stats = edge.gateway.stats()
-                    adapter_stats = edge.adapter_stats()
                 finally:
                     await api.aclose()
                     for p in pubs.values():
@@ -419,7 +452,7 @@ class Demo:
                             await p.close()
                     await edge.stop()
             acc = account(cloud.storage, fleet.produced)
-            report = self._report(fleet, acc, edge_stats, adapter_stats, drained)
+            report = flow_report(self, fleet, acc, edge_stats, drained)
             report.update(chain_report(cloud, link, chain, self.sent.at_ms))
             report["scenarios"] = story.scenarios() + receivables.scenarios()
             report["finance"] = story.summary()
@@ -427,6 +460,7 @@ class Demo:
             report["receivables"]["bundles_missing"] = receivables_missing
             report["cloud_url"] = cloud.server.url
             report.update(self.access.report(opts.report_dir))
+            report["console"] = console.report(cloud.server.url, self.access)
             if opts.report_dir is not None:
                 await self._write_report(opts.report_dir, report, fleet, cloud, prov, consortium)
                 story.write_bundles(opts.report_dir / "bundles" / "finance")
@@ -438,7 +472,10 @@ class Demo:
             return 0 if ok and all_anchored and story_ok and not chain.registrations_refused else 1
         finally:
             display.stop()
+            console.hub.close()  # live streams end, so that the server can stop
+            await console.stop(final=False)
             await cloud.stop()
+            console.close()
 
     def _client(self, cloud: CloudService) -> httpx.AsyncClient:
         """A client of the cloud's API with the read token, trusting the demo CA."""
@@ -450,60 +487,6 @@ class Demo:
         )
 
     # the report --------------------------------------------------------------------------
-
-    def _report(
-        self,
-        fleet: Fleet,
-        acc: Accounting,
-        edge: dict[str, Any],
-        adapters: dict[str, Any],
-        drained: bool,
-    ) -> dict[str, Any]:
-        produced_readings = fleet.produced_kinds["reading"]
-        return {
-            "simulated": True,
-            "suite": self.opts.suite,
-            "duration_s": self.opts.duration_s,
-            "time_scale": TIME_SCALE,
-            "simulated_start": self.start_ms,
-            "devices": len(self.site.devices) + 1,
-            "readings_produced": produced_readings,
-            "heartbeats_produced": fleet.produced_kinds["heartbeat"],
-            "envelopes_produced": acc.produced,
-            "readings_stored": acc.stored_device_kinds["reading"],
-            "heartbeats_stored": acc.stored_device_kinds["heartbeat"],
-            "edge_signed_readings_stored": acc.stored_by_assurance[2],
-            "envelopes_stored": acc.stored,
-            "gaps_certified": acc.certified,
-            "gap_certificates": acc.gap_certificates,
-            "lost_in_transit": len(fleet.lost),
-            "unaccounted": len(acc.unaccounted),
-            "unaccounted_sample": [list(x) for x in acc.unaccounted[:10]],
-            "duplicates_stored": acc.duplicates_stored,
-            "injected": dict(fleet.injected),
-            "sent": dict(self.sent.by_transport),
-            "send_failures": dict(self.sent.failed),
-            "rejected": dict(edge["rejected"]),
-            "events": dict(sorted(acc.events_by_rule.items())),
-            "edge": {
-                k: edge[k]
-                for k in (
-                    "received",
-                    "accepted",
-                    "late",
-                    "counter_resets",
-                    "clock_skew",
-                    "batches_sealed",
-                    "batches_acked",
-                    "internal_errors",
-                )
-            },
-            "drained": drained,
-            "incidents": [
-                {"kind": i.kind, "device": i.device_id, "at": i.at_ms, "params": dict(i.params)}
-                for i in self.incidents
-            ],
-        }
 
     async def _write_report(
         self,

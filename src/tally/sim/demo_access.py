@@ -11,8 +11,12 @@
   is recorded.
 * One demo user per tenant with a password made at random for this run: ``admin`` for the
   organisation that runs the cloud, ``credit_officer`` for another bank, ``auditor`` for the
-  regulator and ``operator`` for everyone else. The passwords are shown once, on the demo's
-  start banner; :meth:`DemoAccess.report` lists the logins without them.
+  regulator and ``operator`` for everyone else; members may get more users (``extra_roles``:
+  the cloud's bank also has a credit officer), and tenants that are not members may be added
+  (``tenants``: the small firms of the stories as ``supplier`` tenants, the government
+  portal), each with a user per role. ``sites`` sets a tenant's sites (the warehouse's).
+  Usernames are ``<tenant>-<role>`` (``_`` as ``-``). The passwords are shown once, on the
+  demo's start banner; :meth:`DemoAccess.report` lists the logins without them.
 
 An earlier run's ``access`` directory is removed first: its CA, certificate and users are
 of no use to a new run.
@@ -20,16 +24,18 @@ of no use to a new run.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import shutil
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tally.cloud import identity as I
 from tally.cloud.auditlog import AuditLog
+from tally.cloud.errors import BadRequest
 from tally.cloud.identity import IdentityPolicy
 from tally.cloud.identity_store import IdentityStore
 from tally.cloud.storage.sqlite import SqliteStorage
@@ -47,13 +53,26 @@ PASSWORD_BYTES = 15
 
 
 @dataclass(frozen=True)
+class TenantSpec:
+    """A tenant that is not a consortium member: its id, kind, name, its users' roles (one
+    user each) and its sites."""
+
+    id: str
+    kind: str
+    name: str
+    roles: tuple[str, ...]
+    sites: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DemoLogin:
-    """One demo user: its tenant, username, role and this run's password."""
+    """One demo user: its tenant, username, role, this run's password and the tenant's kind."""
 
     tenant: str
     username: str
     role: str
     password: str
+    kind: str = ""
 
 
 @dataclass
@@ -106,15 +125,40 @@ def make_demo_access(
     *,
     suite: str = "intl",
     policy: IdentityPolicy | None = None,
+    extra_roles: Mapping[str, Sequence[str]] | None = None,
+    tenants: Sequence[TenantSpec] = (),
+    sites: Mapping[str, Sequence[str]] | None = None,
 ) -> DemoAccess:
-    """Certificates, identity store, audit log and a demo user per organisation of ``orgs``
-    (organisation → its consortium role) under ``data_dir/access``; see the module text.
+    """Certificates, identity store, audit log and the demo users (see the module text) under
+    ``data_dir/access``: a tenant per organisation of ``orgs`` (organisation → its consortium
+    role) with its demo user and a user per role of ``extra_roles[org]``, and the ``tenants``
+    that are not members with a user per role; ``sites`` gives tenants their sites.
 
-    An organisation id or role the identity store would refuse raises its ``BadRequest``
-    before anything is written or removed."""
-    for org, kind in orgs.items():  # refused before anything is written or removed
-        I.check_tenant_id(org)
-        I.check_tenant_kind(kind)
+    A tenant id, kind, name, role or site the identity store would refuse, or a tenant given
+    twice, raises its ``BadRequest`` before anything is written or removed."""
+    extra, site_of = dict(extra_roles or {}), dict(sites or {})
+    specs = [
+        TenantSpec(org, kind, f"{org} (simulated)",
+                   (demo_role(org, kind, cloud_org), *extra.get(org, ())),
+                   tuple(site_of.get(org, ())))
+        for org, kind in orgs.items()
+    ]  # fmt: skip
+    specs += [
+        dataclasses.replace(x, sites=x.sites or tuple(site_of.get(x.id, ()))) for x in tenants
+    ]
+    seen: set[str] = set()
+    for x in specs:  # refused before anything is written or removed
+        I.check_tenant_id(x.id)
+        I.check_tenant_kind(x.kind)
+        I.check_name(x.name)
+        I.check_roles(x.roles)
+        I.check_sites(x.sites)
+        if x.id in seen or len(set(x.roles)) != len(x.roles):
+            raise BadRequest(f"tenant {x.id!r} is given twice, or a role of it twice")
+        seen.add(x.id)
+    unknown = sorted(set(extra) - set(orgs))
+    if unknown:
+        raise BadRequest(f"extra roles for {unknown[0]!r}, which is not a member")
     directory = Path(data_dir) / ACCESS_DIR
     if directory.exists():
         shutil.rmtree(directory)
@@ -127,13 +171,13 @@ def make_demo_access(
         identities = IdentityStore(storage.engine, policy)
         audit_log = AuditLog(storage.engine, suite=suite)
         logins = []
-        for org, kind in orgs.items():
-            role = demo_role(org, kind, cloud_org)
-            username = f"{org}-{role.replace('_', '-')}"
-            password = secrets.token_urlsafe(PASSWORD_BYTES)
-            identities.create_tenant(org, kind, f"{org} (simulated)")
-            identities.create_user(org, username, password, [role])
-            logins.append(DemoLogin(org, username, role, password))
+        for x in specs:
+            identities.create_tenant(x.id, x.kind, x.name, x.sites)
+            for role in x.roles:
+                username = f"{x.id}-{role.replace('_', '-')}"
+                password = secrets.token_urlsafe(PASSWORD_BYTES)
+                identities.create_user(x.id, username, password, [role])
+                logins.append(DemoLogin(x.id, username, role, password, x.kind))
     except BaseException:
         storage.close()
         raise

@@ -1,22 +1,27 @@
 """What the bank and the warehouse read from the cloud during the demo's finance story: proven
 readings for a receipt's evidence, and the stream of readings and edge events that feeds the
-bank's collateral monitor."""
+bank's collateral monitor; and where the monitor's alerts go (:class:`AlertSink`: the cloud's
+read model, its live stream and its metrics, through an :class:`AlertFeed`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 
 from tally.cloud.storage.api import ItemQuery, ItemRecord, Storage
+from tally.cloud.views.alertfeed import AlertFeed
 from tally.device.envelope import Reading, parse_envelope
 from tally.finance.evidence import from_bundle
 from tally.finance.monitor import CollateralMonitor
 from tally.finance.monitor_edge import facts_from_envelope, facts_from_signed_event
 from tally.finance.monitor_model import Result
 from tally.ledger.contracts.keys import batch_key
+
+log = logging.getLogger(__name__)
 
 Anchored = Callable[[str, int], bool]
 """Whether batch ``ctr`` of ``edge`` is anchored on the chain."""
@@ -123,3 +128,23 @@ class MonitorFeed:
         except ValueError as exc:  # a fact the monitor cannot take is noted, not fatal
             self.errors.append(f"{item.kind} {item.hash.hex()[:16]}: {exc}")
         return out
+
+
+class AlertSink:
+    """What the story calls with the monitor's alerts (``FinanceStory.on_alerts``): each is
+    stored, counted and published once through ``feed``, owned by ``owner`` (the borrower),
+    for ``bank``, at ``site``. An alert the feed refuses is logged and counted in
+    :attr:`errors`; the story goes on."""
+
+    def __init__(self, feed: AlertFeed, *, owner: str, bank: str, site: str) -> None:
+        self.feed = feed
+        self.owner, self.bank, self.site = owner, bank, site
+        self.errors: list[str] = []
+
+    def __call__(self, alerts: Sequence[Any]) -> None:
+        for a in alerts:
+            try:
+                self.feed.publish(a, owner=self.owner, bank=self.bank, site=self.site)
+            except Exception as exc:
+                self.errors.append(f"{a.kind} on {a.loan}: {exc}")
+                log.warning("alert %s on %s not stored: %s", a.kind, a.loan, exc)

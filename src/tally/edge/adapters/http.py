@@ -10,13 +10,17 @@ Answers (errors are RFC 9457 ``application/problem+json`` objects whose ``type``
     413  payload-too-large              (Content-Length or the streamed body over the limit)
     415  unsupported-media-type         (not application/cose; cose-type="cose-sign1")
 
-Served by uvicorn on a socket the endpoint binds itself, so port 0 gives a free port.
+Served by uvicorn on a socket the endpoint binds itself, so port 0 gives a free port. With
+``tls`` (a server context, :func:`tally.crypto.tlsconf.server_tls`) it serves HTTPS only; a
+context with a client CA serves only devices that present a certificate of that CA (the TLS
+handshake fails for any other, before a request is read).
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from typing import Any
 
 import uvicorn
@@ -26,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tally.crypto.tlsconf import uvicorn_ssl
 from tally.device.publish.wire import (
     HTTP_PATH,
     MAX_ENVELOPE_BYTES,
@@ -68,7 +73,8 @@ def is_cose_sign1_media_type(value: str) -> bool:
 
 
 class HttpEndpoint:
-    """The ASGI app (:attr:`app`) and its uvicorn server on ``host``:``port``."""
+    """The ASGI app (:attr:`app`) and its uvicorn server on ``host``:``port`` (HTTPS with
+    ``tls``)."""
 
     def __init__(
         self,
@@ -77,10 +83,12 @@ class HttpEndpoint:
         host: str = "127.0.0.1",
         port: int = 0,
         max_bytes: int = MAX_ENVELOPE_BYTES,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self._port = port
         self.max_bytes = max_bytes
+        self.tls = tls
         self.stats = AdapterStats()
         self._on_envelope = on_envelope
         self.app = Starlette(
@@ -99,7 +107,7 @@ class HttpEndpoint:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'http' if self.tls is None else 'https'}://{host}:{self.port}"
 
     async def __aenter__(self) -> HttpEndpoint:
         await self.start()
@@ -121,7 +129,9 @@ class HttpEndpoint:
             sock.close()
             raise
         self._port = int(sock.getsockname()[1])
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        factory = None if self.tls is None else uvicorn_ssl(self.tls)
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+                                ssl_context_factory=factory)  # fmt: skip
         server = uvicorn.Server(config)
         self._server = server
         self._task = asyncio.create_task(server.serve(sockets=[sock]), name="http-endpoint")

@@ -46,7 +46,9 @@ class MqttSubscriber:
     it. ``session_expiry_s`` is how long an MQTT 5 broker keeps the session while the
     gateway is away; ``timeout`` bounds the wait for CONNACK and SUBACK. Messages on topics
     that are not uplink topics, empty ones and ones over ``max_bytes`` are refused (counted
-    in :attr:`stats`).
+    in :attr:`stats`). ``tls_ca`` turns TLS on and checks the broker against that CA;
+    ``tls_cert``/``tls_key`` are the client certificate for a broker that requires one (TLS
+    with the system's CAs when given without ``tls_ca``).
     """
 
     def __init__(
@@ -62,6 +64,8 @@ class MqttSubscriber:
         username: str | None = None,
         password: str | None = None,
         tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
         max_bytes: int = MAX_ENVELOPE_BYTES,
         session_expiry_s: int = 7 * 24 * 3600,
         keepalive: int = 30,
@@ -89,7 +93,7 @@ class MqttSubscriber:
         self._on_envelope = on_envelope
         self._username = username
         self._password = password
-        self._tls = tls_context(tls_ca)
+        self._tls = tls_context(tls_ca, tls_cert, tls_key)
         self._session_expiry_s = session_expiry_s
         self._keepalive = keepalive
         self._timeout = timeout
@@ -100,7 +104,7 @@ class MqttSubscriber:
 
     @property
     def target(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtt' if self._tls is None else 'mqtts'}://{self.host}:{self.port}"
 
     @property
     def connected(self) -> bool:
