@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from tally.cli_admin import ConfigOpt, admin_app, certs_app, keys_app, load_config, trust_app
+from tally.cli_graph import bench_graph, graph_app, sim_app
 from tally.config import ConfigError
 
 app = typer.Typer(
@@ -26,6 +27,9 @@ consortium_app = typer.Typer(help="The consortium ledger: members, genesis.")
 app.add_typer(consortium_app, name="consortium")
 app.add_typer(certs_app, name="certs")
 app.add_typer(admin_app, name="admin")
+app.add_typer(sim_app, name="sim")
+app.add_typer(graph_app, name="graph")
+bench_app.command("graph")(bench_graph)
 LogJsonOpt = Annotated[
     bool, typer.Option("--log-json", help="Log JSON lines to stderr (or TALLY_LOG_JSON=1).")
 ]

@@ -4,10 +4,13 @@ process, four clients for two seconds; the JSON's shape and that every request w
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from bench_support import check_machine, positive, round_trips_as_json
 
 from tally.bench.api import GOAL_RATIO, TARGETS, api_bench, run_api_bench, table
+from tally.bench.api_server import prepare
 
 ENDPOINTS = {t.name for t in TARGETS}
 
@@ -44,3 +47,13 @@ def test_api_bench_small() -> None:
 def test_api_bench_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="clients"):
         run_api_bench(0.01, 0, 1.0, True, None)
+
+
+def test_api_bench_refuses_a_database_that_is_not_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    prepare(url, 0.002)
+    assert run_api_bench(0.002, 1, 1.0, True, url) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tally bench api: bulk_load org: nothing loaded"), err

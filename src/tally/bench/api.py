@@ -28,6 +28,7 @@ exit 1.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -40,6 +41,7 @@ import sqlalchemy as sa
 
 from tally.bench.api_server import Users, prepare, start_server
 from tally.bench.common import emit, machine, median, note, percentile
+from tally.cloud.errors import CloudError
 
 GOAL_RATIO = 10.0
 UNLOADED_N = 5
@@ -251,7 +253,13 @@ def table(r: dict[str, Any]) -> list[str]:
 def run_api_bench(
     scale: float, clients: int, seconds: float, json_out: bool, database_url: str | None
 ) -> int:
-    """The ``tally bench api`` command: 1 when any request was answered with an error."""
-    r = api_bench(scale, clients, seconds, database_url, json_only=json_out)
+    """The ``tally bench api`` command: 1 when any request was answered with an error (or
+    the server did not start, the database was not empty, or a login or a request without
+    load failed)."""
+    try:
+        r = api_bench(scale, clients, seconds, database_url, json_only=json_out)
+    except (RuntimeError, CloudError) as exc:  # e.g. a database that is not empty
+        print(f"tally bench api: {exc}", file=sys.stderr)
+        return 1
     emit(r, json_out, table(r))
     return 1 if r["errors"] else 0

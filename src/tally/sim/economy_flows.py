@@ -86,7 +86,8 @@ def notes(w: World) -> None:
                     state = "overdue" if late else "settled"
                 else:
                     state = "live"
-                holder, endorsers, financed = sid, (), ""
+                endorsers: tuple[str, ...] = ()
+                holder, financed = sid, ""
                 if state == "live" and not need:
                     if s.suppliers and r.random() < 0.3:
                         holder, endorsers = r.choice(s.suppliers), (sid,)

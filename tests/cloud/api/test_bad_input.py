@@ -1,15 +1,14 @@
 """Bad input against the platform API and its logins, each answered with its precise
 problem: brute-forced logins, expired, revoked, forged and wrong-scheme tokens, a tampered
 session cookie, missing or wrong CSRF tokens, oversized bodies, wrong media types and
-malformed JSON (in-process, ASGI, on SQLite with a small simulated read model), and slow
-clients against a real server on a free port through a raw socket."""
+malformed JSON (in-process, ASGI, on SQLite with a small simulated read model). Slow clients
+are in ``test_bad_input_slow``."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from tally.cloud.api.routing import JSON_MAX
 from tally.cloud.app import create_app
 from tally.cloud.auditlog import AuditLog
 from tally.cloud.identity_store import IdentityStore
-from tally.cloud.server import CloudServer
 from tally.cloud.session_api import COOKIE, CSRF_HEADER
 from tally.cloud.storage.api import Storage
 from tally.cloud.storage.sql import SqlStorage
@@ -332,73 +330,3 @@ async def test_a_wrong_field_is_a_400_naming_it(
 
 def _scope() -> Scope:
     return Scope(SME)
-
-
-# -- slow clients against a real server ------------------------------------------------------------
-@pytest.fixture
-def served(
-    world: World, sqlite_storage: Storage, tmp_path: Path, free_port: Callable[[], int]
-) -> Iterator[tuple[FastAPI, float]]:
-    timeout = 1.0
-    cloud = make_app(world, sqlite_storage, tmp_path, port=free_port(),
-                     body_timeout_s=timeout, header_timeout_s=timeout)  # fmt: skip
-    yield cloud.app, timeout
-
-
-async def _until_closed(reader: asyncio.StreamReader, deadline_s: float) -> tuple[bytes, float]:
-    """Everything the server sends until it closes the connection, and when it closed."""
-    loop = asyncio.get_running_loop()
-    start, end = loop.time(), loop.time() + deadline_s
-    data = b""
-    while True:
-        left = end - loop.time()
-        assert left > 0, f"the server kept the connection open for {deadline_s} s: {data!r}"
-        chunk = await asyncio.wait_for(reader.read(65536), left)
-        if not chunk:
-            return data, loop.time() - start
-        data += chunk
-
-
-async def _raw(port: int, sent: bytes, deadline_s: float) -> tuple[bytes, float]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(sent)
-        await writer.drain()
-        return await _until_closed(reader, deadline_s)
-    finally:
-        writer.close()
-
-
-async def test_a_body_that_never_finishes_is_cut_off(served: tuple[FastAPI, float]) -> None:
-    app, timeout = served
-    server = CloudServer(app, app.state.cloud.settings)
-    port = await server.start()
-    try:
-        head = (b"POST /v1/session HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-                b"content-type: application/json\r\ncontent-length: 100\r\n\r\n")  # fmt: skip
-        data, took = await _raw(port, head + b'{"username": "op@sme', timeout + 10)
-        assert data == b""  # the request never reached a handler: nothing to answer
-        assert timeout * 0.9 <= took < timeout + 5, took
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
-            assert (await c.get("/v1/ping")).status_code == 200  # the server is fine
-    finally:
-        await server.stop()
-
-
-async def test_a_header_that_never_finishes_is_408(served: tuple[FastAPI, float]) -> None:
-    app, timeout = served
-    server = CloudServer(app, app.state.cloud.settings)
-    port = await server.start()
-    try:
-        data, took = await _raw(port, b"GET /v1/ping HTTP/1.1\r\nhost: 127.", timeout + 10)
-        head, _, body = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 408 "), data
-        assert b"content-type: application/problem+json" in head.lower()
-        got = json.loads(body)
-        assert got == {
-            "type": "urn:tally:problem:request_timeout", "title": "Request Timeout",
-            "status": 408, "detail": f"the request header did not arrive within {timeout:g} s",
-        }  # fmt: skip
-        assert timeout * 0.9 <= took < timeout + 5, took
-    finally:
-        await server.stop()

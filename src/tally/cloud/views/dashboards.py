@@ -15,7 +15,9 @@ site index range, except :meth:`Dashboards.aggregates`, a few full aggregations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+import threading
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -54,7 +56,26 @@ def fold(cells: Sequence[Any], i: int, name: str) -> list[dict[str, Any]]:
 
 
 class Dashboards(ChainDashboards):
-    """The dashboard part of :class:`~tally.cloud.views.store.Views`."""
+    """The dashboard part of :class:`~tally.cloud.views.store.Views`.
+
+    :meth:`aggregates` scans every financed loan and note, so its answer is kept: it is
+    computed again after any write through this object (:meth:`_wrote`) and, for writes by
+    other processes on the same database, once it is older than ``aggregates_max_age_ms``.
+    One caller computes while concurrent callers wait for its answer.
+    """
+
+    def _init_cache(self, max_age_ms: int, clock: Callable[[], float]) -> None:
+        if max_age_ms < 0:
+            raise ValueError(f"aggregates_max_age_ms must be >= 0, got {max_age_ms}")
+        self._max_age_s = max_age_ms / 1000
+        self._clock = clock
+        self._generation = 0
+        self._cached: tuple[int, float, dict[str, Any]] | None = None
+        self._cache_lock = threading.Lock()
+
+    def _wrote(self) -> None:
+        """Called after every write transaction: kept figures are stale."""
+        self._generation += 1
 
     def portfolio(self, bank: str) -> dict[str, Any]:
         """A bank's loan book.
@@ -71,19 +92,26 @@ class Dashboards(ChainDashboards):
         lo, al, ap, o = t.loans, t.alerts, t.applications, t.orgs
         live = [lo.c.bank == bank, lo.c.status.in_(LIVE_LOANS)]
         with self._engine.connect() as conn:
-            loans = by_status(conn, lo, "outstanding_fen", lo.c.bank == bank)
-            n, principal, outstanding = conn.execute(
-                sa.select(sa.func.count(), sa.func.sum(lo.c.principal_fen),
-                          sa.func.sum(lo.c.outstanding_fen)).where(*live)
-            ).one()  # fmt: skip
+            # one pass over the bank's loans: by status and coverage bucket
             bucket = coverage_bucket().label("bucket")
+            cells = conn.execute(
+                sa.select(lo.c.status, bucket, sa.func.count(), sa.func.sum(lo.c.principal_fen),
+                          sa.func.sum(lo.c.outstanding_fen))
+                .where(lo.c.bank == bank)
+                .group_by(lo.c.status, bucket)
+            ).all()  # fmt: skip
+            loans: dict[str, Any] = {}
             cov = {b: {"count": 0, "outstanding_fen": 0} for b in COVERAGE_BUCKETS}
-            for b, c, s in conn.execute(
-                sa.select(bucket, sa.func.count(), sa.func.sum(lo.c.outstanding_fen))
-                .where(*live)
-                .group_by(bucket)
-            ):
-                cov[b] = {"count": int(c), "outstanding_fen": as_int(s)}
+            n = principal = outstanding = 0
+            for status, b, c, p_sum, o_sum in sorted(cells, key=lambda r: (r[0], r[1])):
+                acc = loans.setdefault(status, {"count": 0, "outstanding_fen": 0})
+                acc["count"] += int(c)
+                acc["outstanding_fen"] += as_int(o_sum)
+                if status in LIVE_LOANS:
+                    n, principal = n + int(c), principal + as_int(p_sum)
+                    outstanding += as_int(o_sum)
+                    cov[b]["count"] += int(c)
+                    cov[b]["outstanding_fen"] += as_int(o_sum)
             alerts = dict.fromkeys(SEVERITIES, 0)
             for sev, c in conn.execute(
                 sa.select(al.c.severity, sa.func.count())
@@ -175,6 +203,16 @@ class Dashboards(ChainDashboards):
         }
 
     def aggregates(self) -> dict[str, Any]:
+        """Figures for the government portal (kept: see the class); a fresh copy each call."""
+        with self._cache_lock:
+            now, gen, kept = self._clock(), self._generation, self._cached
+            if kept is not None and kept[0] == gen and now - kept[1] <= self._max_age_s:
+                return copy.deepcopy(kept[2])
+            figures = self._aggregates()
+            self._cached = (gen, now, figures)
+            return copy.deepcopy(figures)
+
+    def _aggregates(self) -> dict[str, Any]:
         """Figures for the government portal; no firm's name or id appears in them.
 
         Financed loans are those disbursed (``disbursed_ms`` set). Keys: ``loans``: {count,

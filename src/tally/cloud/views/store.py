@@ -18,8 +18,10 @@ refused. Reads are in :mod:`.store_reads`, dashboards in :mod:`.dashboards`.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,10 +59,18 @@ MAX_META_KEY = 200
 class Views(Reads, Dashboards):
     """The read model on ``engine`` (migrated); ``cipher`` seals and opens sensitive fields."""
 
-    def __init__(self, engine: Engine, cipher: FieldCipher | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        cipher: FieldCipher | None = None,
+        *,
+        aggregates_max_age_ms: int = 60_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._engine = engine
         self._cipher = cipher
         self._dialect = engine.dialect.name
+        self._init_cache(aggregates_max_age_ms, clock)
 
     def __repr__(self) -> str:
         return f"Views({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -70,6 +80,15 @@ class Views(Reads, Dashboards):
         return self._engine
 
     # -- helpers -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A write transaction; cached figures are recomputed after it (:meth:`_wrote`)."""
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        finally:
+            self._wrote()
 
     def _upsert(self, conn: Connection, table: sa.Table, values: dict[str, Any],
                 keys: Sequence[str], keep: Sequence[str] = ()) -> None:  # fmt: skip
@@ -100,7 +119,7 @@ class Views(Reads, Dashboards):
 
     def _put(self, kind: str, row: Any, key: str, keep_links: bool = False) -> None:
         check_row(row, KINDS[kind].model)
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             self._upsert(conn, t.LISTED[kind], values_of(row), [key])
             links = links_of(kind, row)
             self._link(conn, kind, getattr(row, key), links, sort_key(kind, row), keep_links)
@@ -114,7 +133,7 @@ class Views(Reads, Dashboards):
         values = values_of(row)
         if sensitive is not None:
             values["sensitive"] = seal_sensitive(self._cipher, row.id, sensitive)
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             self._upsert(conn, t.orgs, values, ["id"])
             self._link(conn, "org", row.id, links_of("org", row), 0)
 
@@ -133,7 +152,7 @@ class Views(Reads, Dashboards):
     def upsert_trade(self, row: TradeRow) -> None:
         """Insert or replace a trade; its documents take its bank."""
         check_row(row, TradeRow)
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             values = values_of(row) | {"first_height": row.height}
             self._upsert(conn, t.trades, values, ["id"], keep=["first_height"])
             first = conn.execute(
@@ -151,7 +170,7 @@ class Views(Reads, Dashboards):
     def upsert_document(self, row: DocumentRow) -> None:
         """Insert or replace a document; it is linked to its trade's bank when that is known."""
         check_row(row, DocumentRow)
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             bank = None
             if row.trade is not None:
                 bank = conn.execute(
@@ -164,13 +183,13 @@ class Views(Reads, Dashboards):
     def upsert_limit(self, row: LimitRow) -> None:
         """Insert or replace a bank's credit line or financing limit for a party."""
         check_row(row, LimitRow)
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             self._upsert(conn, t.limits, values_of(row), ["bank", "party", "kind"])
 
     def add_alert(self, row: AlertRow) -> bool:
         """Add an alert; False (and nothing changes) when its id is already stored."""
         check_row(row, AlertRow)
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             exists = conn.execute(sa.select(t.alerts.c.id).where(t.alerts.c.id == row.id)).first()
             if exists is not None:
                 return False
@@ -187,7 +206,7 @@ class Views(Reads, Dashboards):
         if not isinstance(by, str) or not by:
             raise BadRequest(f"alert {alert_id!r}: the acknowledging user must be named")
         a = t.alerts
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 sa.update(a)
                 .where(a.c.id == alert_id, a.c.acked_ms.is_(None))
@@ -202,7 +221,7 @@ class Views(Reads, Dashboards):
         """Add a financing application; Conflict when its id is already stored."""
         check_row(row, ApplicationRow)
         try:
-            with self._engine.begin() as conn:
+            with self._begin() as conn:
                 conn.execute(sa.insert(t.applications).values(**values_of(row)))
                 links = links_of("application", row)
                 self._link(conn, "application", row.id, links, row.created_ms)
@@ -219,7 +238,7 @@ class Views(Reads, Dashboards):
         if not isinstance(by, str) or not by:
             raise BadRequest(f"application {app_id!r}: the deciding user must be named")
         ap = t.applications
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             done = conn.execute(
                 sa.update(ap)
                 .where(ap.c.id == app_id, ap.c.status == "submitted")
@@ -242,7 +261,7 @@ class Views(Reads, Dashboards):
             check_row(tx, TxRow)
             if tx.height != row.height:
                 raise BadRequest(f"tx {tx.id!r} is at height {tx.height}, not {row.height}")
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             self._upsert(conn, t.blocks, values_of(row), ["height"])
             conn.execute(sa.delete(t.txs).where(t.txs.c.height == row.height))
             if txs:
@@ -256,7 +275,10 @@ class Views(Reads, Dashboards):
         loan, note, trade, document, alert, application, limit, block ((BlockRow, [TxRow])).
         A row whose id already exists is a Conflict and nothing is loaded.
         """
-        return bulk_insert(self._engine, self._cipher, kind, rows)
+        try:
+            return bulk_insert(self._engine, self._cipher, kind, rows)
+        finally:
+            self._wrote()
 
     def meta_get(self, key: str) -> str | None:
         """The value stored under ``key``, or None."""
@@ -270,7 +292,7 @@ class Views(Reads, Dashboards):
             raise BadRequest(f"meta key must be 1..{MAX_META_KEY} characters, got {key!r}")
         if not isinstance(value, str):
             raise BadRequest(f"meta value of {key!r} must be a string, got {type(value).__name__}")
-        with self._engine.begin() as conn:
+        with self._begin() as conn:
             self._upsert(conn, t.meta, {"key": key, "value": value}, ["key"])
 
     def resource(self, kind: str, row: Any, *, sensitive: bool = False) -> ResourceRef:
