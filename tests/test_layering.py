@@ -36,6 +36,8 @@ ALLOWED: dict[str, set[str]] = {
     "finance": {"tally.crypto", "tally.merkle", "tally.ledger", "tally.finance"}
     | BASE
     | FORMAT_MODULES,
+    # the knowledge graph reads finance's state keys and limits (graph/ → finance types)
+    "graph": {"tally.finance", "tally.graph"},
     "cloud": {
         "tally.finance",
         "tally.crypto",
@@ -44,6 +46,7 @@ ALLOWED: dict[str, set[str]] = {
         "tally.edge",
         "tally.verify",
         "tally.ledger",  # the cloud anchors batches on the consortium ledger
+        "tally.graph",  # the platform serves the knowledge graph and its daily brief
         "tally.cloud",
     }
     | BASE,

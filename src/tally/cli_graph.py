@@ -282,7 +282,8 @@ def brief(
     ] = None,
     weights: WeightsOpt = None,
 ) -> None:
-    """The daily brief per bank portfolio and core-enterprise chain (JSON; no PDF)."""
+    """The daily brief per bank portfolio and core-enterprise chain (JSON; the cloud also
+    serves it as a PDF: GET /v1/graph/brief.pdf)."""
     from tally.graph.brief import daily_brief
     from tally.graph.features import feature_table
     from tally.graph.scorecard import WeightsError, load_weights, score_row

@@ -2,12 +2,15 @@
 served over HTTPS on 127.0.0.1 with a small simulated world. Each role logs in through the
 form, walks its pages (charts drawn, tables filled) and is refused another role's page; the
 language is switched; a supplier applies for financing and the bank sees the application
-appear live and approves it; a proof bundle is dropped on the verification page. Every page
+appear live and approves it; a proof bundle is dropped on the verification page; the bank
+walks the knowledge graph's pages (charts drawn, a firm opened from the needs, the brief's
+PDF downloaded). Every page
 is saved to ``artifacts/screenshots/<test>-<page>.png``. No fixed sleeps: every wait is on a
 condition, with a deadline."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +18,10 @@ import pytest
 from browser_support import CHROMIUM_ARGS, ServedApp, require_chromium, shot_path, tls_files
 from cloud_factory import make_world
 from console_world import FREE_RECEIPT, PW, ConsoleWorld, make_console_app
+from graph_support import console_graph
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from tally.cloud.api import install_graph
 from tally.cloud.live import EventHub
 from tally.cloud.storage import open_storage
 
@@ -44,6 +49,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Consol
     storage.migrate()
     world = make_world()
     cw = make_console_app(world, storage, tmp, hub=EventHub())
+    install_graph(cw.app, console_graph(tmp / "economy"))
     cert, key = tls_files(tmp)
     settings = world.settings(str(tmp), host="127.0.0.1", port=0, tls_cert_file=cert,
                               tls_key_file=key)  # fmt: skip
@@ -219,6 +225,44 @@ def test_wrong_password_then_verify_a_bundle(
         expect(steps.first).to_be_visible()
         assert steps.count() >= 3
         shoot(page, "verify", "valid-bundle")
+    finally:
+        ctx.close()
+
+
+def test_bank_walks_the_knowledge_graph(browser: Browser, site: tuple[str, ConsoleWorld]) -> None:
+    url, _cw = site
+    ctx = new_context(browser, "en-US")
+    page = ctx.new_page()
+    try:
+        log_in(page, url, "officer@bank-1")
+        for key in ("graph_tiers", "graph_circles", "graph_needs", "graph_brief"):
+            page.get_by_test_id(f"nav-{key}").click()
+            expect(page).to_have_url(re.compile(f"{url}/console/graph/"))
+            expect(page.get_by_test_id("error")).to_have_count(0)
+            expect(page.get_by_test_id("graph-simulated")).to_be_visible()
+            settled(page)
+            shoot(page, "graph", key)
+        page.goto(f"{url}/console/graph/tiers?core=core-1")
+        expect(page.get_by_test_id("graph-tiers-chart")).to_have_attribute("data-ready", "1")
+        shoot(page, "graph", "tiers-core-1")
+        page.goto(f"{url}/console/graph/circles")
+        expect(page.get_by_test_id("graph-circle-chart")).to_have_attribute("data-ready", "1")
+        page.goto(f"{url}/console/graph/needs")
+        expect(page.get_by_test_id("graph-needs-chart")).to_have_attribute("data-ready", "1")
+        page.get_by_test_id("graph-need-row").first.get_by_role("link").click()
+        expect(page.get_by_test_id("graph-scorecard")).to_be_visible()
+        expect(page.get_by_test_id("graph-neighbourhood-chart")).to_have_attribute(
+            "data-ready", "1"
+        )
+        expect(page.get_by_test_id("graph-reason").first).to_be_visible()
+        settled(page)
+        shoot(page, "graph", "firm")
+        page.goto(f"{url}/console/graph/brief")
+        href = page.get_by_test_id("graph-brief-pdf").get_attribute("href")
+        assert href == "/v1/graph/brief.pdf"
+        pdf = page.request.get(f"{url}{href}")
+        assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+        assert pdf.body().startswith(b"%PDF-")
     finally:
         ctx.close()
 

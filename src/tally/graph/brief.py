@@ -18,8 +18,8 @@ financed or confirmed, and the guarantors of its loans; its sections keep its ow
 notes and circles with one of its guarantees. A chain: the core enterprise and its supplier
 tiers up to ``max_tier`` (4); its notes are the core's. Chains with nothing to report are
 left out. ``state`` is what tomorrow's brief compares with (circles and scores): keep it.
-The window is the ``days`` (1) before ``as_of``. A PDF rendering is not provided: the
-structure is the report (the console renders it).
+The window is the ``days`` (1) before ``as_of``. The platform renders the structure in the
+console and as a PDF (``tally.cloud.graph_pdf``, ``GET /v1/graph/brief.pdf``).
 """
 
 from __future__ import annotations

@@ -391,7 +391,7 @@ class Demo:
         display = Display(self, fleet, headless=opts.headless)
         try:
             console.seed_profiles()
-            console.start(consortium, ORG_BANK, cloud.server.app.state.metrics)
+            console.start(consortium, ORG_BANK, cloud.server.app)
             assert console.feed is not None
             self.story = story = self._story(consortium)
             story.on_alerts = AlertSink(console.feed, owner=TRADER, bank=ORG_BANK,

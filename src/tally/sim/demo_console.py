@@ -12,6 +12,11 @@ date from the consortium while the demo runs.
   stories and the government portal, with industry, region and place in the core's supply
   chain, all simulated; their sensitive fields (USCC, legal representative's id, bank
   account, a year's figures), made up and sealed;
+* the knowledge graph (:mod:`tally.sim.demo_graph`): a small synthetic economy (labelled
+  simulated) around the demo's tenants — the economy's busiest bank is the demo's bank, a
+  strong core and two of its suppliers are the demo's core and tier-1/tier-2 firms — served
+  at ``/v1/graph/…`` and on the console's graph pages, and kept current from the chain (it
+  re-reads the finance state after every projected block);
 * a :class:`~tally.cloud.views.project.Projector` that follows the bank's peer
   (:class:`~tally.cloud.views.sources.ConsortiumSource`) every second in the background, and
   the :class:`~tally.cloud.views.alertfeed.AlertFeed` where the bank's collateral monitor's
@@ -35,8 +40,10 @@ from typing import Any
 import sqlalchemy as sa
 from rich.console import Console
 
+from tally.cloud.api import install_graph
 from tally.cloud.deployment import engine_of
 from tally.cloud.fieldcrypt import FieldCipher
+from tally.cloud.graphsvc import GraphService
 from tally.cloud.keyring import LocalKeyring
 from tally.cloud.live import EventHub
 from tally.cloud.metrics import CloudMetrics
@@ -50,6 +57,7 @@ from tally.cloud.views.store import Views
 from tally.crypto import get_suite
 from tally.ledger.consortium import Consortium
 from tally.sim.demo_access import DemoAccess, TenantSpec
+from tally.sim.demo_graph import demo_graph
 from tally.sim.finance_chain import MILL, TRADER
 from tally.sim.orgs import ORG_BANK, ORG_CORE, ORG_WAREHOUSE
 from tally.sim.receivables_docs import tax_id
@@ -138,8 +146,12 @@ class DemoConsole:
         self.feed: AlertFeed | None = None
         self.projector: Projector | None = None
         self.profiles = 0
+        self.data_dir = data_dir
+        self.graph: GraphService | None = None
+        self.aliases: dict[str, str] = {}
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._graph_task: asyncio.Task[None] | None = None
 
     def seed_profiles(self) -> int:
         """Write every organisation's simulated profile with its sealed sensitive fields."""
@@ -151,13 +163,22 @@ class DemoConsole:
         self.profiles = len(PROFILES)
         return self.profiles
 
-    def start(self, consortium: Consortium, org: str, metrics: CloudMetrics | None) -> None:
-        """Follow ``org``'s peer in the background; alerts go through :attr:`feed`."""
+    def start(self, consortium: Consortium, org: str, app: Any) -> None:
+        """Follow ``org``'s peer in the background; alerts go through :attr:`feed`; the
+        knowledge graph follows the chain too and is served on ``app`` (the cloud's; None:
+        not served, as in tests of the read model alone)."""
+        metrics: CloudMetrics | None = getattr(getattr(app, "state", None), "metrics", None)
         self.feed = AlertFeed(self.views, self.hub, metrics)
-        self.projector = Projector(self.views, ConsortiumSource(consortium, org), self.hub,
-                                   simulated=True)  # fmt: skip
-        self._task = asyncio.get_running_loop().create_task(
-            self.projector.run(self._stop, SYNC_S), name="projector"
+        source = ConsortiumSource(consortium, org)
+        self.projector = Projector(self.views, source, self.hub, simulated=True)
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self.projector.run(self._stop, SYNC_S), name="projector")
+        orgs = {o: (kind, industry) for o, (kind, industry, *_r) in PROFILES.items()}
+        self.graph, self.aliases = demo_graph(self.data_dir / "economy", orgs)
+        if app is not None:
+            install_graph(app, self.graph)
+        self._graph_task = loop.create_task(
+            self.graph.follow(self.hub, source, self._stop), name="graph"
         )
 
     async def stop(self, final: bool = True) -> None:
@@ -166,6 +187,9 @@ class DemoConsole:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._graph_task is not None:
+            await self._graph_task
+            self._graph_task = None
         if final and self.projector is not None:
             await asyncio.to_thread(self.projector.sync)
 
@@ -223,4 +247,19 @@ class DemoConsole:
             },
             "events": dict(self.hub.published),
             "alerts_published": self.feed.published if self.feed else 0,
+            "graph": self.graph_report(),
         }
+
+    def graph_report(self) -> dict[str, Any]:
+        """The report's ``console.graph``: what the graph holds and which economy ids are
+        the demo's tenants (all simulated)."""
+        g = self.graph
+        if g is None:
+            return {"simulated": True, "loaded": False}
+        counts = g.counts()
+        return {
+            "simulated": True, "loaded": True, "aliases": self.aliases,
+            "firms": counts["firm"], "edges": sum(v for k, v in counts.items()
+                                                  if k.startswith("edges_")),
+            "chain_records": g.applied, "circles": len(g.circles()), "needs": len(g.needs()),
+        }  # fmt: skip

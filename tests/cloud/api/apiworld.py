@@ -18,6 +18,7 @@ from cloud_factory import make_world
 
 from tally.cloud import authz
 from tally.cloud import identity as I
+from tally.cloud.api import install_graph
 from tally.cloud.app import create_app
 from tally.cloud.auditlog import AuditLog
 from tally.cloud.fieldcrypt import FieldCipher
@@ -241,10 +242,12 @@ def load(views: Views) -> None:
 
 def build(
     tmp: Path, *, hub: Any = None, clock: Any = None, tokens: bool = True,
-    url: str | None = None, settings: dict[str, Any] | None = None, **ctx: Any,
+    url: str | None = None, settings: dict[str, Any] | None = None, graph: bool = True,
+    **ctx: Any,
 ) -> ApiWorld:  # fmt: skip
     """The world on SQLite in ``tmp`` (or the database at ``url``), with every user (and,
-    with ``tokens``, a token each); ``ctx`` goes to create_app (``genesis`` …)."""
+    with ``tokens``, a token each) and, with ``graph``, the knowledge graph of
+    :mod:`graphworld`; ``ctx`` goes to create_app (``genesis`` …)."""
     storage = open_storage(url or f"sqlite:///{tmp / 'cloud.db'}")
     storage.migrate()
     assert isinstance(storage, SqlStorage)
@@ -270,6 +273,10 @@ def build(
         w.settings(str(tmp), **(settings or {})), storage, w.trust, w.identity,
         identities=store, audit_log=audit, views=views, hub=hub, cipher=cipher, **kw,
     )  # fmt: skip
+    if graph:
+        from graphworld import graph_service
+
+        install_graph(world.app, graph_service())
     return world
 
 

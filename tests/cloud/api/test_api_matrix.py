@@ -40,6 +40,7 @@ from apiworld import (
     username,
 )
 from fastapi.routing import APIRoute
+from matrix_graph import GRAPH_CHECKS
 from matrix_stream import ReplayHub
 
 from tally.cloud import identity as I
@@ -293,6 +294,9 @@ async def _me(c: httpx.AsyncClient, who: Caller, w: ApiWorld, bad: list[str]) ->
 async def _ping(c: httpx.AsyncClient, who: Caller, w: ApiWorld, bad: list[str]) -> None:
     if (await c.get("/v1/ping")).status_code != 200:
         bad.append("GET /v1/ping failed")
+
+
+CHECKS.update(GRAPH_CHECKS)
 
 
 # -- the world and its callers -----------------------------------------------------------------

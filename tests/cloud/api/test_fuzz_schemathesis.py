@@ -21,6 +21,7 @@ import httpx
 import pytest
 import schemathesis
 from cloud_factory import World, make_world
+from graphworld import graph_service
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -31,6 +32,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from tally.cloud import authz
 from tally.cloud import identity as I
+from tally.cloud.api import install_graph
 from tally.cloud.app import create_app
 from tally.cloud.auditlog import AuditLog
 from tally.cloud.identity_store import IdentityStore
@@ -82,6 +84,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
         world.settings(str(tmp)), storage, world.trust, world.identity, identities=store,
         audit_log=AuditLog(engine), views=views,
     )  # fmt: skip
+    install_graph(app, graph_service())  # the knowledge graph's operations too
     yield Fuzzed(app, headers)
     storage.close()
 
@@ -142,7 +145,10 @@ DESIGNED = {
     "GET /v1/dashboards/core", "GET /v1/dashboards/warehouse", "GET /v1/aggregates",
     "GET /v1/stream", "POST /v1/verify", "GET /v1/audit", "GET /v1/admin/users",
     "POST /v1/admin/users", "PATCH /v1/admin/users/{username}", "POST /v1/admin/tokens",
-    "DELETE /v1/admin/tokens/{id}", "GET /v1/admin/tokens",
+    "DELETE /v1/admin/tokens/{id}", "GET /v1/admin/tokens", "GET /v1/graph/tiers/{core}",
+    "GET /v1/graph/neighbourhood/{firm}", "GET /v1/graph/circles", "GET /v1/graph/exposure/{firm}",
+    "GET /v1/graph/contagion/{firm}", "GET /v1/graph/scores/{firm}", "GET /v1/graph/needs",
+    "GET /v1/graph/brief", "GET /v1/graph/brief.pdf",
 }  # fmt: skip
 """The endpoints of the API's design: the fuzzing covers what the document lists."""
 

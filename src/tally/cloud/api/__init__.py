@@ -21,6 +21,7 @@ when it has a read model, an identity store and an audit log):
 ``POST /v1/verify``                              bundle verification (:mod:`.verify`)
 ``GET /v1/audit``                                the audit log (:mod:`.audit`)
 ``/v1/admin/users``, ``/v1/admin/tokens``        administration (:mod:`.admin`)
+``GET /v1/graph/…``                              the knowledge graph, with ``graph`` (:mod:`.graph`)
 ===============================================  ==============================================
 
 Callers, decisions and audit: :mod:`.deps`; bodies: :mod:`.routing`; writes and
@@ -42,6 +43,7 @@ from tally.cloud import problems
 from tally.cloud.auditlog import AuditLog
 from tally.cloud.errors import CloudError
 from tally.cloud.fieldcrypt import FieldCipher
+from tally.cloud.graphsvc import GraphService
 from tally.cloud.identity import wall_clock_ms
 from tally.cloud.identity_store import IdentityStore
 from tally.cloud.live import EventHub
@@ -63,7 +65,8 @@ class ApiContext:
     ``verify_bundle`` checks a bundle for ``POST /v1/verify`` and returns ``tally verify
     --json``'s object — by default one is made from ``genesis`` (the consortium's) and
     ``trust`` (the cloud's trust anchors), and without any of the three verification
-    answers 503.
+    answers 503. ``graph`` the knowledge graph (:mod:`tally.cloud.graphsvc`): with one the
+    ``/v1/graph/…`` routes are served.
     """
 
     views: Views
@@ -75,6 +78,7 @@ class ApiContext:
     verify_bundle: Callable[[bytes], dict[str, Any]] | None = None
     genesis: Genesis | None = None
     trust: Trust | None = None
+    graph: GraphService | None = None
 
 
 def routers(ctx: ApiContext) -> list[APIRouter]:
@@ -107,7 +111,12 @@ def routers(ctx: ApiContext) -> list[APIRouter]:
 
     modules = (receipts, loans, notes, trades, documents, alerts, applications, orgs, chain,
                dashboards, stream, verify, audit, admin)  # fmt: skip
-    return [meta, *(m.build(ctx) for m in modules)]
+    out = [meta, *(m.build(ctx) for m in modules)]
+    if ctx.graph is not None:
+        from tally.cloud.api import graph
+
+        out.append(graph.build(ctx))
+    return out
 
 
 def install_api(app: FastAPI, ctx: ApiContext) -> None:
@@ -126,9 +135,25 @@ def install_api(app: FastAPI, ctx: ApiContext) -> None:
         added += router.routes
     app.state.api_routes = added
     cached: dict[str, Any] = {}
+    app.state.api_spec = cached
 
     @app.get(openapi.PATH, include_in_schema=False)
     async def openapi_json() -> JSONResponse:
         if "spec" not in cached:
             cached["spec"] = openapi.build(app, added)
         return JSONResponse(cached["spec"])
+
+
+def install_graph(app: FastAPI, graph: GraphService) -> None:
+    """Serve the knowledge graph on an app :func:`install_api` already set up without one:
+    ``/v1/graph/…`` (listed in the OpenAPI document; the console's graph pages follow)."""
+    from tally.cloud.api import graph as graph_api
+
+    ctx: ApiContext = app.state.api
+    if ctx.graph is not None:
+        raise ValueError("the app already serves a knowledge graph")
+    ctx.graph = graph
+    router = graph_api.build(ctx)
+    app.include_router(router)
+    app.state.api_routes.extend(router.routes)
+    app.state.api_spec.clear()

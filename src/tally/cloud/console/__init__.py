@@ -15,6 +15,7 @@ FastAPI app beside the API v1 (:mod:`tally.cloud.api`), whose session cookie it 
 ``/console/chain``           the chain explorer; ``/console/verify`` the verification page
                              (:mod:`.routes_chain`)
 ``/console/portal``          the government portal (:mod:`.routes_portal`)
+``/console/graph/…``         the knowledge graph's pages, with a graph (:mod:`.routes_graph`)
 ``/static/…``                ``console.css``, ``console.js`` and the vendored scripts
 ===========================  ================================================================
 
@@ -35,6 +36,7 @@ from tally.cloud.console import (
     routes_bank,
     routes_chain,
     routes_core,
+    routes_graph,
     routes_portal,
     routes_sites,
     routes_supplier,
@@ -44,7 +46,7 @@ from tally.cloud.console.web import make_console
 
 STATIC = Path(__file__).with_name("static")
 ROUTERS = (routes_auth, routes_bank, routes_supplier, routes_core, routes_sites, routes_chain,
-           routes_portal)  # fmt: skip
+           routes_portal, routes_graph)  # fmt: skip
 
 __all__ = ["STATIC", "install_console"]
 
@@ -55,7 +57,7 @@ def install_console(app: FastAPI, ctx: ApiContext) -> None:
     if getattr(app.state, "console", None) is not None:
         return
     app.state.console = make_console(ctx)
-    app.state.console.nav = nav_for
+    app.state.console.nav = lambda p, current: nav_for(p, current, ctx.graph is not None)
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -12,6 +12,13 @@ chain           /console/chain         whoever the policy lets read every member
 portal          /console/portal        whoever the policy lets read every tenant's
                                        aggregates (the government portal, the regulator)
 verify          /console/verify        everyone logged in
+graph_tiers     /console/graph/tiers   banks, core enterprises, the regulator (with a
+                                       knowledge graph, as the four below)
+graph_circles   /console/graph/circles banks, the regulator
+graph_needs     /console/graph/needs   banks, the regulator
+graph_brief     /console/graph/brief   banks, core enterprises, the regulator
+graph_firm      /console/graph/firm/…  banks, suppliers, core enterprises, the regulator
+                                       (not in the navigation: linked from the others)
 ==============  =====================  ===================================================
 
 The tenant kinds are the console's choice of what to show; what each page then shows is
@@ -48,6 +55,9 @@ class PageSpec:
     path: str
     allowed: Callable[[I.Principal], bool]
     icon: str
+    graph: bool = False
+    """Shown only when the app serves a knowledge graph."""
+    in_nav: bool = True
 
 
 PAGES: tuple[PageSpec, ...] = (
@@ -58,7 +68,16 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("chain", "/console/chain", lambda p: reads_everyones(p, "chain"), "⬡"),
     PageSpec("portal", "/console/portal", lambda p: reads_everyones(p, "aggregate"), "◔"),
     PageSpec("verify", "/console/verify", lambda p: True, "✓"),
-)
+    PageSpec("graph_tiers", "/console/graph/tiers", _kinds("bank", "core_enterprise", "regulator"),
+             "⋈", graph=True),
+    PageSpec("graph_circles", "/console/graph/circles", _kinds("bank", "regulator"), "◎",
+             graph=True),
+    PageSpec("graph_needs", "/console/graph/needs", _kinds("bank", "regulator"), "☰", graph=True),
+    PageSpec("graph_brief", "/console/graph/brief", _kinds("bank", "core_enterprise", "regulator"),
+             "▣", graph=True),
+    PageSpec("graph_firm", "/console/graph/firm", _kinds("bank", "supplier", "core_enterprise",
+             "regulator"), "◉", graph=True, in_nav=False),
+)  # fmt: skip
 BY_KEY = {p.key: p for p in PAGES}
 HOME_ORDER = {"core_enterprise": ("tiers",), "regulator": ("chain",)}
 
@@ -71,8 +90,10 @@ class NavItem:
     active: bool
 
 
-def nav_for(p: I.Principal, current: str) -> list[NavItem]:
-    return [NavItem(s.key, s.path, s.icon, s.key == current) for s in PAGES if s.allowed(p)]
+def nav_for(p: I.Principal, current: str, graph: bool = False) -> list[NavItem]:
+    """The pages of ``p``'s navigation (the graph's only when the app has a ``graph``)."""
+    return [NavItem(s.key, s.path, s.icon, s.key == current) for s in PAGES
+            if s.allowed(p) and s.in_nav and (graph or not s.graph)]  # fmt: skip
 
 
 def home_of(p: I.Principal) -> str:
@@ -91,10 +112,13 @@ async def open_page(request: Request, key: str) -> tuple[I.Principal, list[NavIt
     (403) when the page is not for the reader's tenant kind."""
     p = await principal_of(request)
     spec = BY_KEY[key]
+    graph = getattr(request.app.state.api, "graph", None) is not None
+    if spec.graph and not graph:
+        raise PageRefused(lang_of(request).t("graph.none"), 404)
     if not spec.allowed(p):
         lang = lang_of(request)
         page = lang.t(f"nav.{key}")
         raise PageRefused(
             lang.t("error.page_forbidden", page=page, kind=lang.t(f"kind.{p.tenant_kind}"))
         )
-    return p, nav_for(p, key)
+    return p, nav_for(p, key, graph)

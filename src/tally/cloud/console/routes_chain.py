@@ -118,7 +118,7 @@ async def verify_page(request: Request) -> Response:
 async def verify(request: Request) -> Response:
     form = await request.form(max_part_size=MAX_BUNDLE)
     p = await checked_principal(request, form)
-    nav = nav_for(p, "verify")
+    nav = nav_for(p, "verify", console_of(request).ctx.graph is not None)
     lang = lang_of(request)
     upload = form.get("bundle")
     verdict: Any = None
