@@ -297,3 +297,14 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 95) == 19.0
     assert percentile(values, 100) == 20.0
     assert percentile([], 95) is None
+
+
+def test_demo_document_bodies_are_sealed_at_rest(demo_report: Path) -> None:
+    """The bank's four-flow documents are stored sealed: the goods, the buyer's and seller's
+    names are in every contract and invoice, and appear nowhere in the raw database file."""
+    from tally.sim.finance_purchase import GOODS
+
+    raw = (demo_report.parent / "data" / "bank" / "documents.db").read_bytes()
+    assert len(raw) > 0
+    for plain in (GOODS, "simulated"):
+        assert plain.encode() not in raw, plain

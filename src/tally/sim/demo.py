@@ -42,6 +42,7 @@ import httpx
 
 from tally.cloud.anchoring import ConsortiumLink
 from tally.cloud.config import ApiToken, CloudSettings, token_digest
+from tally.cloud.fieldcrypt import FieldRef
 from tally.cloud.keys import CloudIdentity
 from tally.cloud.server import CloudService, build_service
 from tally.crypto import get_suite
@@ -63,6 +64,7 @@ from tally.sim.demo_console import CONSOLE_TENANTS, EXTRA_ROLES, DemoConsole
 from tally.sim.demo_report import flow_report
 from tally.sim.display import Display
 from tally.sim.finance_chain import TRADER, FinanceChain
+from tally.sim.finance_purchase import Sealing
 from tally.sim.finance_story import FinanceStory
 from tally.sim.finance_watch import AlertSink
 from tally.sim.fleet import COAP, HTTP, MQTT, Fleet, Outgoing
@@ -284,12 +286,18 @@ class Demo:
             self.clock,
             self.data_dir / "bank",
             self.opts.seed,
+            sealing=self._sealing(),
         )
 
     def _receivables(self, consortium: Consortium, chain: FinanceChain) -> ReceivablesStory:
-        return receivables_story(
-            consortium, chain, self.site, self.incidents, self.clock, self.data_dir / "bank"
-        )
+        return receivables_story(consortium, chain, self.site, self.incidents, self.clock,
+                                 self.data_dir / "bank", sealing=self._sealing())  # fmt: skip
+
+    def _sealing(self) -> Sealing | None:
+        """Document bodies sealed at rest with the cloud's field cipher (per issuing tenant)."""
+        if self.console is None:
+            return None
+        return (self.console.cipher, FieldRef)
 
     # the run -----------------------------------------------------------------------------
 

@@ -11,10 +11,12 @@ Simulated, like everything in the demo.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from tally.finance.docstore import DocStore
+from tally.finance.docstore import DocStore, Sealer
 from tally.finance.fourflow import Reconciler, ReconResult, view
 from tally.sim.finance_chain import MILL, TRADER, FinanceChain, Outcome
 from tally.sim.receivables_docs import Company, Paper, Shipment, tax_id
@@ -25,16 +27,34 @@ PRICE = Decimal(380_000)
 """Fen per tonne, VAT included: 3,800.00 CNY/t."""
 DAY_MS = 86_400_000
 
+Sealing = tuple[Sealer[Any], Callable[[str, str, str], Any]]
+"""How the bank's document store seals document bodies at rest: a sealer (the cloud's
+``FieldCipher``) and its place reference (``FieldRef``); None keeps them as signed."""
+
+
+def open_docstore(data_dir: Path, prefix: str, sealing: Sealing | None) -> DocStore:
+    """The bank's document store in ``data_dir/documents.db`` (tables ``<prefix>…``)."""
+    url = f"sqlite:///{data_dir / 'documents.db'}"
+    if sealing is None:
+        return DocStore(url, prefix=prefix)
+    return DocStore(url, prefix=prefix, sealer=sealing[0], field_ref=sealing[1])
+
 
 class Purchase:
     """The trader's purchase: its documents, its reconciliation, its attestation."""
 
     def __init__(
-        self, chain: FinanceChain, data_dir: Path, *, warehouse: str, logistics: str
+        self,
+        chain: FinanceChain,
+        data_dir: Path,
+        *,
+        warehouse: str,
+        logistics: str,
+        sealing: Sealing | None = None,
     ) -> None:
         self.chain = chain
         self.warehouse, self.logistics = warehouse, logistics
-        self.store = DocStore(f"sqlite:///{data_dir / 'documents.db'}", prefix="loandocs_")
+        self.store = open_docstore(data_dir, "loandocs_", sealing)
         keys = chain.c.keys
         self.paper = Paper(
             chain,

@@ -53,7 +53,7 @@ from tally.sim.finance_chain import (
     WARNING,
     FinanceChain,
 )
-from tally.sim.finance_purchase import Purchase
+from tally.sim.finance_purchase import Purchase, Sealing
 from tally.sim.finance_steps import Steps
 from tally.sim.finance_watch import MonitorFeed
 
@@ -133,6 +133,7 @@ class FinanceStory:
         logistics: str,
         seed: int,
         removal_at: int,
+        sealing: Sealing | None = None,
     ) -> None:
         self.chain = FinanceChain(consortium, bank, bank_b, warehouse)
         self.site = site
@@ -142,7 +143,9 @@ class FinanceStory:
         """When the goods go missing (the site's scripted incident): an alert before it is false."""
         self.scenario = {name: Scenario(name, text) for name, text in EXPECTED.items()}
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.purchase = Purchase(self.chain, data_dir, warehouse=warehouse, logistics=logistics)
+        self.purchase = Purchase(
+            self.chain, data_dir, warehouse=warehouse, logistics=logistics, sealing=sealing
+        )
         self.book = Book(
             f"sqlite:///{data_dir / 'bank-book.db'}",
             bank,

@@ -30,11 +30,11 @@ import httpx
 from tally.cloud.storage.api import Storage
 from tally.crypto import SigningKey
 from tally.device.sim import Site
-from tally.finance.docstore import DocStore
 from tally.finance.fourflow import Reconciler, ReconResult, view
 from tally.finance.keys import credit_key, note_key, noteroot_key
 from tally.ledger.consortium import Consortium
 from tally.sim.finance_chain import FinanceChain
+from tally.sim.finance_purchase import Sealing, open_docstore
 from tally.sim.finance_story import Scenario, jsonable
 from tally.sim.receivables_docs import Company, Paper, tax_id
 from tally.sim.receivables_steps import RSteps
@@ -85,6 +85,7 @@ class ReceivablesStory:
         warehouse: str,
         logistics: str,
         chain: FinanceChain,
+        sealing: Sealing | None = None,
     ) -> None:
         self.c = consortium
         self.chain = chain
@@ -94,7 +95,7 @@ class ReceivablesStory:
         self.bank, self.core, self.warehouse, self.logistics = bank, core, warehouse, logistics
         self.scenario = {name: Scenario(name, text) for name, text in EXPECTED.items()}
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = DocStore(f"sqlite:///{data_dir / 'documents.db'}")
+        self.store = open_docstore(data_dir, "docs_", sealing)
         suite = consortium.genesis.suite
         keys = {p: SigningKey.generate(suite) for p in (TIER1, TIER2, SHELL)}
         companies = {

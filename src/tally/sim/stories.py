@@ -9,6 +9,7 @@ from tally.device.sim import Incident, Site
 from tally.device.sim.incidents import DEVICE_UNPLUGGED, GOODS_REMOVED_AT_NIGHT
 from tally.ledger.consortium import Consortium
 from tally.sim.finance_chain import FinanceChain
+from tally.sim.finance_purchase import Sealing
 from tally.sim.finance_story import FinanceStory
 from tally.sim.orgs import ORG_BANK, ORG_BANK_B, ORG_CORE, ORG_LOGISTICS, ORG_WAREHOUSE
 from tally.sim.receivables_story import ReceivablesStory
@@ -21,6 +22,7 @@ def finance_story(
     clock: Callable[[], int],
     data_dir: Path,
     seed: int,
+    sealing: Sealing | None = None,
 ) -> FinanceStory:
     """The financing story, at the location where the goods go missing at night."""
     theft = next(i for i in incidents if i.kind == GOODS_REMOVED_AT_NIGHT)
@@ -36,6 +38,7 @@ def finance_story(
         logistics=ORG_LOGISTICS,
         seed=seed,
         removal_at=theft.at_ms,
+        sealing=sealing,
     )
 
 
@@ -46,6 +49,7 @@ def receivables_story(
     incidents: Sequence[Incident],
     clock: Callable[[], int],
     data_dir: Path,
+    sealing: Sealing | None = None,
 ) -> ReceivablesStory:
     """The receivables story, at a storage bay of its own (not the one goods go missing
     from, not one whose load cell gets unplugged, not the yard)."""
@@ -67,4 +71,5 @@ def receivables_story(
         warehouse=ORG_WAREHOUSE,
         logistics=ORG_LOGISTICS,
         chain=chain,
+        sealing=sealing,
     )
