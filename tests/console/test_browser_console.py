@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from browser_support import CHROMIUM_ARGS, ServedApp, require_chromium, shot_path, tls_files
 from cloud_factory import make_world
+from console_graph_support import console_graph
 from console_world import FREE_RECEIPT, PW, ConsoleWorld, make_console_app
-from graph_support import console_graph
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tally.cloud.api import install_graph

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from console_client import Login
+from console_graph_support import console_graph
 from console_world import ConsoleWorld
-from graph_support import console_graph
 
 from tally.cloud.api import install_graph
 from tally.cloud.graphsvc import GraphService
