@@ -90,3 +90,29 @@ def test_the_demo_economy_is_around_the_demo_tenants(tmp_path: Path) -> None:
     assert "bank" in svc.banks_of("core") and "bank" in svc.banks_of("sme-steel")
     assert "sme-strip-1" in svc.tiers("core", 1)[1]
     assert any(any("bank" in svc.banks_of(f) for f in c.firms) for c in svc.circles())
+
+
+def test_the_next_days_brief_compares_with_the_last_one() -> None:
+    """A circle closed today is new in today's brief; in tomorrow's it is known (yesterday's
+    brief had it) unless it is another one."""
+    day = 86_400_000
+    svc = GraphService()
+    for f in ("A", "B", "C", "D"):
+        svc.graph.add(Firm(f, f"Simulated {f}", "sme", "machining", 1, 0))
+    svc.graph.add(Loan("L1", "K", "A", "working", 9, 9, T0, T0 + 90 * day))
+    svc.graph.add(Loan("L2", "K", "B", "working", 9, 9, T0, T0 + 90 * day))
+    svc.graph.add(Guarantee("G1", "A", "B", "K", "L2", 5, T0 + 1))
+    svc.graph.add(Guarantee("G2", "B", "A", "K", "L1", 5, T0 + 2))
+
+    def new_circles() -> list[list[str]]:
+        got = svc.brief(["K"], [])["banks"]["K"]["new_guarantee_circles"]
+        return sorted(sorted(c["firms"]) for c in got)
+
+    assert new_circles() == [["A", "B"]]  # closed within the day, nothing to compare with
+    assert new_circles() == [["A", "B"]]  # the same day: the same answer
+    svc.graph.add(Loan("L3", "K", "C", "working", 9, 9, T0 + day, T0 + 90 * day))
+    svc.graph.add(Loan("L4", "K", "D", "working", 9, 9, T0 + day, T0 + 90 * day))
+    svc.graph.add(Guarantee("G3", "C", "D", "K", "L4", 5, T0 + day + 1))
+    svc.graph.add(Guarantee("G4", "D", "C", "K", "L3", 5, T0 + day + 2))
+    assert svc.as_of // day == T0 // day + 1
+    assert new_circles() == [["C", "D"]]  # A-B was in yesterday's brief

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 from tally.cloud.live import EventHub
 from tally.finance.keys import LOAN, NOTE, RCPT, TRADE
-from tally.graph.brief import daily_brief
+from tally.graph.brief import DAY, daily_brief
 from tally.graph.contagion import Contagion, contagion
 from tally.graph.exposure import Exposure, exposure, exposures
 from tally.graph.features import context, row
@@ -88,6 +88,10 @@ class GraphService:
         self._lock = threading.RLock()
         self._cache: dict[str, Any] = {}
         self._version = -1
+        self._briefed: dict[str, dict[int, Mapping[str, Any]]] = {}
+        """Per brief (its banks and cores): the ``state`` of the last brief of each of the
+        latest two days, so that the next day's brief says which scores moved and which
+        circles are new (kept in memory: a restart starts the comparison afresh)."""
 
     # -- sources ------------------------------------------------------------------------------
     def load_economy(self, directory: Path, aliases: Mapping[str, str] | None = None) -> int:
@@ -293,14 +297,26 @@ class GraphService:
         return self._cached(f"score:{firm}", lambda: one(self.graph))
 
     def brief(self, banks: list[str] | None, cores: list[str] | None) -> dict[str, Any]:
-        """The daily brief of these banks' portfolios and cores' chains."""
+        """The daily brief of these banks' portfolios and cores' chains, compared with the
+        last brief of the same banks and cores on an earlier day (scores moved, new circles);
+        without one, circles closed within the day count as new."""
         scores = {f: s.score for f, s in self.scores().items()}
         key = f"brief:{banks}:{cores}"
-        return self._cached(
-            key,
-            lambda: daily_brief(self.graph, as_of=self.as_of, scores=scores, banks=banks,
-                                cores=cores),
-        )  # fmt: skip
+        now = self.as_of
+        day = now // DAY
+        with self._lock:
+            days = self._briefed.setdefault(key, {})
+            earlier = [d for d in days if d < day]
+            previous = days[max(earlier)] if earlier else None
+            got: dict[str, Any] = self._cached(
+                f"{key}:{previous is not None}",
+                lambda: daily_brief(self.graph, as_of=now, scores=scores, banks=banks,
+                                    cores=cores, previous=previous),
+            )  # fmt: skip
+            days[day] = got["state"]
+            for d in sorted(days)[:-2]:
+                del days[d]
+            return got
 
     def counts(self) -> dict[str, int]:
         """Records and edges, for reports."""
