@@ -308,3 +308,20 @@ def test_demo_document_bodies_are_sealed_at_rest(demo_report: Path) -> None:
     assert len(raw) > 0
     for plain in (GOODS, "simulated"):
         assert plain.encode() not in raw, plain
+
+
+def test_demo_bank_records_its_suppliers_limits_from_their_scores(demo_report: Path) -> None:
+    """Objective credit reaches the chain: a limit per supplier of the receivables story,
+    from its score and the limit policy, recorded by the bank and projected for the
+    supplier's workspace."""
+    import sqlite3
+
+    limits = json.loads((demo_report / "report.json").read_text())["console"]["graph"]["limits"]
+    assert [x["party"] for x in limits] == ["sme-strip-1", "sme-coil-2"]
+    for x in limits:
+        assert x["recorded"] is True and len(x["tx"]) == 64, x
+        assert isinstance(x["score"], int) and x["why"][0].startswith(f"score {x['score']}")
+    db = demo_report.parent / "data" / "cloud" / "cloud.db"
+    with sqlite3.connect(db) as conn:
+        rows = dict(conn.execute("SELECT party, limit_fen FROM v_limits WHERE bank = 'bank'"))
+    assert {x["party"]: x["limit_fen"] for x in limits}.items() <= rows.items()

@@ -407,6 +407,7 @@ class Demo:
             await story.start()
             self.receivables = receivables = self._receivables(consortium, story.chain)
             await receivables.start()
+            await console.record_limits(story.chain, ORG_BANK)  # objective credit → chain
             async with (
                 EmbeddedBroker() as broker,
                 ModbusMeter(clock=self.clock, device_id=self.meter_id, seed=opts.seed) as meter,

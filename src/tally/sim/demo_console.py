@@ -58,7 +58,8 @@ from tally.crypto import get_suite
 from tally.ledger.consortium import Consortium
 from tally.sim.demo_access import DemoAccess, TenantSpec
 from tally.sim.demo_graph import demo_graph
-from tally.sim.finance_chain import MILL, TRADER
+from tally.sim.demo_limits import record_scored_limits
+from tally.sim.finance_chain import MILL, TRADER, FinanceChain
 from tally.sim.orgs import ORG_BANK, ORG_CORE, ORG_WAREHOUSE
 from tally.sim.receivables_docs import tax_id
 from tally.sim.receivables_story import SHELL, TIER1, TIER2
@@ -148,6 +149,8 @@ class DemoConsole:
         self.profiles = 0
         self.data_dir = data_dir
         self.graph: GraphService | None = None
+        self.limits: list[dict[str, Any]] = []
+        """The suppliers' limits the bank recorded from their scores (:mod:`.demo_limits`)."""
         self.aliases: dict[str, str] = {}
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -180,6 +183,11 @@ class DemoConsole:
         self._graph_task = loop.create_task(
             self.graph.follow(self.hub, source, self._stop), name="graph"
         )
+
+    async def record_limits(self, chain: FinanceChain, bank: str) -> None:
+        """The bank records the receivables story's suppliers' limits from their scores."""
+        if self.graph is not None:
+            self.limits = await record_scored_limits(self.graph, chain, bank, (TIER1, TIER2))
 
     async def stop(self, final: bool = True) -> None:
         """Stop following; with ``final``, project what the chain holds now, once more."""
@@ -262,4 +270,5 @@ class DemoConsole:
             "firms": counts["firm"], "edges": sum(v for k, v in counts.items()
                                                   if k.startswith("edges_")),
             "chain_records": g.applied, "circles": len(g.circles()), "needs": len(g.needs()),
+            "limits": self.limits,
         }  # fmt: skip
