@@ -6,22 +6,16 @@ skipped otherwise (a developer machine may not run them).
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from services import service_unavailable
+
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 MOSQUITTO = ("127.0.0.1", 1883)
-
-
-def service_unavailable(name: str, why: str) -> None:
-    """Fail under CI, skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{name} is required in CI: {why}")
-    pytest.skip(f"{name} not reachable: {why}")
 
 
 @pytest.fixture

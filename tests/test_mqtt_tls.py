@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
-import os
 import shutil
 import socket
 import ssl
@@ -30,6 +29,7 @@ import aiomqtt
 import pytest
 from amqtt.broker import Broker
 
+from services import service_unavailable
 from tally.crypto import SigningKey
 from tally.crypto.tlsconf import LocalPki, X509Error, make_local_pki
 from tally.device.broker import EmbeddedBroker, OpenAccessAuthPlugin, _drop_connections
@@ -39,13 +39,6 @@ from tally.edge.adapters import MqttSubscriber
 from tally.mqtt import BrokerTls, broker_class, broker_listener, tls_context
 
 DEADLINE = 10.0
-
-
-def service_unavailable(name: str, why: str) -> None:
-    """Fail under CI, skip elsewhere (as tests/conftest.py does for the services)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{name} is required in CI: {why}")
-    pytest.skip(f"{name} not reachable: {why}")
 
 
 @pytest.fixture

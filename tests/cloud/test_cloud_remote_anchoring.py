@@ -28,6 +28,7 @@ import httpx
 import pytest
 from cloud_factory import T0, TOKENS, World
 
+from services import require_nats_server
 from tally import config
 from tally.cloud.anchoring import RemoteLedgerLink
 from tally.cloud.config import LedgerSettings, load_settings
@@ -36,7 +37,7 @@ from tally.cloud.storage.api import ItemQuery
 from tally.crypto import SigningKey
 from tally.crypto.keystore import save_key
 from tally.ledger.genesis import Genesis, Member, Ordering, load_genesis
-from tally.ledger.natscluster import NatsCluster, NatsServerNotFound, find_nats_server
+from tally.ledger.natscluster import NatsCluster
 from tally.ledger.policy import parse_policy
 from tally.ledger.remote import RemoteConsortium
 from tally.verify.bundle import decode_bundle
@@ -48,15 +49,6 @@ ROLES = {"bank": "bank", "acme": "warehouse", "other": "supplier", "carrier": "l
 TWO_OF_FOUR = "2-OF(org:bank, org:acme, org:other, org:carrier)"
 DEADLINE = 20.0
 URL = re.compile(r"serving at (http://\S+)")
-
-
-def require_nats_server() -> None:
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 def write_consortium(world: World, directory: Path) -> tuple[Genesis, Path, dict[str, Path]]:

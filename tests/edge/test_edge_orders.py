@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -33,6 +32,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services import require_nats_server
 from tally import formats as F
 from tally.crypto import INTL, SigningKey, cbor, parse_sign1
 from tally.device.envelope import DeviceSigner, Measurement
@@ -61,7 +61,7 @@ from tally.ledger.bootstrap import Created, create_consortium
 from tally.ledger.contract import Context, Contract, Registry, function
 from tally.ledger.contracts import system_contracts
 from tally.ledger.genesis import Ordering
-from tally.ledger.natscluster import NatsCluster, NatsServerNotFound, find_nats_server
+from tally.ledger.natscluster import NatsCluster
 from tally.ledger.peerservice import PeerConfig, PeerService
 from tally.ledger.policy import parse_policy
 from tally.ledger.remote import RemoteConsortium
@@ -78,15 +78,6 @@ DAY = 86_400_000
 WINDOW = 60_000
 DEADLINE = 20.0
 D = Decimal
-
-
-def require_nats_server() -> None:
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 class Seed(Contract):

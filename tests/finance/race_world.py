@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from finance_harness import COMMODITY, DAY, TOLERANCE, Site, fields
 from loans_harness import trade_docs, trade_record
 
+from services import require_nats_server
 from tally.crypto import INTL, SigningKey
 from tally.finance.consent import make_consent
 from tally.finance.contracts.coverage import loan_coverage
@@ -43,7 +42,7 @@ from tally.ledger.contracts import system_contracts
 from tally.ledger.errors import EndorsementFailed
 from tally.ledger.genesis import Genesis, Ordering
 from tally.ledger.jetstream import JetStreamOrderer
-from tally.ledger.natscluster import NatsCluster, NatsServerNotFound, find_nats_server
+from tally.ledger.natscluster import NatsCluster
 
 MEMBERS = {"bank-a": ["bank"], "bank-b": ["bank"], "wh": ["warehouse"]}
 PARTIES = ("sme-1", "sme-2", "sme-3")
@@ -56,16 +55,6 @@ MAX_ROUNDS = 10
 
 Call = tuple[str, str, list[Any], str]
 """(contract, function, arguments, creator) of one proposal."""
-
-
-def require_nats_server() -> None:
-    """Fail under CI, skip elsewhere, when no nats-server binary is installed."""
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 class World:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 from finance_harness import COMMODITY, DAY, TOLERANCE, Site, fields
 
+from services import require_nats_server
 from tally.crypto import INTL, SigningKey
 from tally.finance.consent import make_consent
 from tally.finance.contracts.market import Market
@@ -31,7 +31,7 @@ from tally.ledger.contracts import system_contracts
 from tally.ledger.errors import EndorsementFailed
 from tally.ledger.genesis import Genesis, Ordering
 from tally.ledger.jetstream import JetStreamOrderer
-from tally.ledger.natscluster import NatsCluster, NatsServerNotFound, find_nats_server
+from tally.ledger.natscluster import NatsCluster
 
 MEMBERS = [("bank-a", ["bank"]), ("bank-b", ["bank"]), ("wh", ["warehouse"])]
 POLICIES = {
@@ -46,16 +46,6 @@ TIMEOUT = 20.0
 MAX_ROUNDS = 20
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def require_nats_server() -> None:
-    """Fail under CI, skip elsewhere, when no nats-server binary is installed."""
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 class World:

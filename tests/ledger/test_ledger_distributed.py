@@ -21,11 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from services import require_nats_server
 from tally.crypto import SigningKey
 from tally.ledger.bootstrap import Created, create_consortium
 from tally.ledger.errors import EndorsementFailed
 from tally.ledger.genesis import Ordering
-from tally.ledger.natscluster import NatsCluster, NatsServerNotFound, find_nats_server
+from tally.ledger.natscluster import NatsCluster
 from tally.ledger.peerservice import PeerConfig, PeerService, PeerServiceError
 from tally.ledger.policy import parse_policy
 from tally.ledger.remote import RemoteConsortium, RemoteResult
@@ -35,15 +36,6 @@ ORGS = ("bank", "logistics", "supplier", "warehouse")
 TWO_OF_FOUR = "2-OF(org:bank, org:logistics, org:supplier, org:warehouse)"
 DEADLINE = 20.0
 URL = re.compile(r"serving at (http://\S+)")
-
-
-def require_nats_server() -> None:
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 def consortium(directory: Path, kind: str = "jetstream") -> Created:

@@ -17,11 +17,12 @@ import nats
 import pytest
 from nats.js.errors import NoStreamResponseError
 
+from services import require_nats_server
 from tally.crypto import INTL, SigningKey, cbor
 from tally.ledger.formats import Block
 from tally.ledger.genesis import Genesis, Member, Ordering
 from tally.ledger.jetstream import JetStreamOrderer, OrdererUnavailable
-from tally.ledger.natscluster import NatsCluster, NatsServerNotFound, find_nats_server
+from tally.ledger.natscluster import NatsCluster
 from tally.ledger.orderer import Orderer, build_block, check_block
 from tally.ledger.solo import wall_clock_ms
 from tally.merkle import Hasher, Tree
@@ -59,16 +60,6 @@ class FrozenClock:
 
     def __call__(self) -> int:
         return self.now + (wall_clock_ms() - self.since if self.since is not None else 0)
-
-
-def require_nats_server() -> None:
-    """Fail under CI, skip elsewhere, when no nats-server binary is installed."""
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture

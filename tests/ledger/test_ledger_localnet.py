@@ -17,25 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
+from services import require_nats_server
 from tally.crypto.keystore import load_key
 from tally.ledger.bootstrap import create_consortium
 from tally.ledger.genesis import Ordering, read_genesis
 from tally.ledger.localnet import LocalNet, LocalNetError, describe, run_localnet
-from tally.ledger.natscluster import NatsServerNotFound, find_nats_server
 from tally.ledger.remote import RemoteConsortium
 
 PASS = "localnet-test-passphrase"
 DEADLINE = 30.0
 ORGS = ["bank-1", "core-1", "reg-1", "wh-1"]
-
-
-def require_nats_server() -> None:
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 def alive(pid: int) -> bool:

@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
+from services import require_nats_server
 from tally.crypto.keystore import load_key
 from tally.crypto.tlsconf import client_tls
 from tally.crypto.x509ca import fingerprint, load_certificate
 from tally.ledger.genesis import read_genesis
 from tally.ledger.localnet import LocalNet, describe, run_localnet
-from tally.ledger.natscluster import NatsServerNotFound, find_nats_server
 from tally.ledger.remote import RemoteConsortium
 
 PASS = "localnet-tls-test-passphrase"
@@ -34,15 +34,6 @@ DEADLINE = 40.0
 MEMBERS = [("bank-1", ["bank"]), ("wh-1", ["warehouse"])]
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def require_nats_server() -> None:
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 def alive(pid: int) -> bool:

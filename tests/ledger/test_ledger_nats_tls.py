@@ -10,7 +10,6 @@ tests are skipped, or fail when ``CI=true``.
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import nats
 import pytest
 
+from services import require_nats_server
 from tally.crypto import INTL, SigningKey, cbor
 from tally.crypto.tlsconf import LocalPki, X509Error, client_tls, issue_node, make_local_pki
 from tally.crypto.x509ca import check_usage, load_ca, load_certificate
@@ -25,21 +25,10 @@ from tally.ledger.genesis import Genesis, Member, Ordering
 from tally.ledger.jetstream import JetStreamOrderer, OrdererUnavailable
 from tally.ledger.natscluster import (
     NatsCluster,
-    NatsServerNotFound,
     NatsTls,
-    find_nats_server,
 )
 
 DEADLINE = 20.0
-
-
-def require_nats_server() -> None:
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 def genesis() -> Genesis:

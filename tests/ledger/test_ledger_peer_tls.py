@@ -14,7 +14,6 @@ live tests are skipped, or fail when ``CI=true``.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import ssl
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services import require_nats_server
 from tally import config
 from tally.crypto.keystore import load_key
 from tally.crypto.tlsconf import LocalPki, client_tls, make_local_pki
@@ -31,7 +31,7 @@ from tally.ledger.bootstrap import Created, create_consortium
 from tally.ledger.client import Client
 from tally.ledger.errors import EndorsementFailed
 from tally.ledger.genesis import Ordering
-from tally.ledger.natscluster import NatsCluster, NatsServerNotFound, NatsTls, find_nats_server
+from tally.ledger.natscluster import NatsCluster, NatsTls
 from tally.ledger.orderer import build_block
 from tally.ledger.peerservice import PeerConfig, PeerService, PeerServiceError
 from tally.ledger.remote import RemoteConsortium
@@ -39,15 +39,6 @@ from tally.ledger.remote import RemoteConsortium
 PASS = "peer-tls-test-passphrase"
 DEADLINE = 20.0
 RECORD = ["invoice", hashlib.sha256(b"simulated record over TLS").digest()]
-
-
-def require_nats_server() -> None:
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ Every wait polls a condition with a deadline; nothing sleeps for a fixed time. W
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +27,14 @@ import nats
 import nats.errors
 import pytest
 
+from services import require_nats_server
 from tally.ledger.client import Client
 from tally.ledger.consortium import Consortium, OrdererFactory, TxResult
 from tally.ledger.contract import Context, Contract, Registry, function
 from tally.ledger.formats import Block, decode_checkpoint
 from tally.ledger.genesis import Genesis, Ordering
 from tally.ledger.jetstream import JetStreamOrderer
-from tally.ledger.natscluster import NatsCluster, NatsServerNotFound, find_nats_server
+from tally.ledger.natscluster import NatsCluster
 
 MEMBERS = [("a", ["bank"]), ("b", ["core_enterprise"]), ("c", ["warehouse"]), ("d", ["logistics"])]
 ORGS = [org for org, _ in MEMBERS]
@@ -206,16 +206,6 @@ async def assert_settled(c: Consortium, sent: list[Sent]) -> int:
 
 
 # -- killing a NATS server ------------------------------------------------------------------------
-
-
-def require_nats_server() -> None:
-    """Fail under CI, skip elsewhere, when no nats-server binary is installed."""
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture

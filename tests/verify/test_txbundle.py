@@ -15,7 +15,6 @@ Simulated data: the commodity and its prices are made up.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from services import require_nats_server
 from tally.cloud.anchoring import ConsortiumLink, RemoteLedgerLink
 from tally.crypto import GM, SigningKey, cbor
 from tally.crypto.errors import DecodeError
@@ -37,7 +37,7 @@ from tally.ledger.consortium import Consortium, TxResult
 from tally.ledger.contract import Registry
 from tally.ledger.contracts import system_contracts
 from tally.ledger.genesis import Genesis, Member, Ordering, load_genesis
-from tally.ledger.natscluster import NatsCluster, NatsServerNotFound, find_nats_server
+from tally.ledger.natscluster import NatsCluster
 from tally.ledger.peer import CONTRACT_ERROR, MVCC_CONFLICT, POLICY_NOT_MET, VALID
 from tally.ledger.peerservice import PeerConfig, PeerService
 from tally.ledger.proofs import ProofError, inclusion_proof
@@ -472,15 +472,6 @@ def test_the_documented_vector_is_the_bundle_of_the_ledger_vectors() -> None:
 # -- through peers over HTTP ------------------------------------------------------------------
 
 PASS = "txbundle-test-passphrase"
-
-
-def require_nats_server() -> None:
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 async def test_remote_ledger_link_builds_bundles_from_peers_over_http(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ Without a ``nats-server`` binary the test is skipped, or fails when ``CI=true``.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services import require_nats_server
 from tally.cloud.live import EventHub
 from tally.cloud.storage import open_storage
 from tally.cloud.views.model import OrgRow
@@ -32,7 +32,7 @@ from tally.ledger.bootstrap import Created, create_consortium
 from tally.ledger.contract import Registry
 from tally.ledger.contracts import system_contracts
 from tally.ledger.genesis import Ordering
-from tally.ledger.natscluster import NatsCluster, NatsServerNotFound, find_nats_server
+from tally.ledger.natscluster import NatsCluster
 from tally.ledger.peerservice import PeerConfig, PeerService
 from tally.ledger.policy import parse_policy
 from tally.ledger.remote import RemoteConsortium
@@ -40,15 +40,6 @@ from tally.ledger.remote import RemoteConsortium
 PASS = "projector-peer-test-passphrase"
 DEADLINE = 20.0
 pytestmark = pytest.mark.timeout(120)
-
-
-def require_nats_server() -> None:
-    try:
-        find_nats_server()
-    except NatsServerNotFound as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture
